@@ -1,0 +1,156 @@
+# -*- coding: utf-8 -*-
+# Copyright: clientvpn.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The certificate authority of an easy-rsa PKI: create it, adopt it, never lose it.
+
+An existing CA is kept when its key opens, belongs to ``ca.crt`` and has the
+requested common name and size. Anything else is refused with what differs,
+unless ``force`` asks for a replacement, which first backs up the old CA and
+its database.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import check_common_name, check_key_size
+from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
+from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import INITIAL_SERIAL, SECRET_MODE
+from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import build_ca, to_pem, generate_key, key_to_pem
+
+# Past this, the CA's end is near enough to plan a new PKI: say so.
+EXPIRY_WARNING_DAYS = 180
+
+
+class CertificateAuthority(object):
+    def __init__(self, store, common_name, key_size, days, digest, passphrase=None, force=False):
+        check_common_name("common_name", common_name)
+        check_key_size("key_size", key_size)
+        if days < 1:
+            raise PkiError("days=%s: a CA must be valid for at least one day." % days)
+        self.store = store
+        self.common_name = common_name
+        self.key_size = key_size
+        self.days = days
+        self.digest = digest
+        self.passphrase = passphrase
+        self.force = force
+
+    def run(self, check_mode):
+        store = self.store
+        if not check_mode:
+            store.ensure_dir(store.root)
+        with store.locked(exclusive=not check_mode):
+            plan = self._plan()
+            if not check_mode:
+                self._apply(plan)
+        return self._result(plan)
+
+    # -- deciding --------------------------------------------------------------
+    def _plan(self):
+        store = self.store
+        plan = {"action": "unchanged", "changes": store.layout_changes(), "existing": None, "backups": []}
+        have_cert, have_key = os.path.exists(store.ca_cert), os.path.exists(store.ca_key)
+        if not have_cert and not have_key:
+            plan["action"] = "created"
+            plan["changes"].append("create the CA %r (RSA %d)" % (self.common_name, self.key_size))
+            return plan
+        problems = self._problems(have_cert, have_key, plan)
+        if problems:
+            if not self.force:
+                raise PkiError(
+                    "the CA in %s is not the one asked for: %s. Nothing was changed. If that CA is the right "
+                    "one, set common_name / key_size / passphrase to match it. To replace it instead, set "
+                    "force: true: ca.crt, private/ca.key, index.txt and serial are backed up first, and every "
+                    "certificate the old CA issued must be issued again." % (store.root, "; ".join(p.rstrip(".") for p in problems))
+                )
+            plan["action"] = "replaced"
+            plan["changes"].append("replace the CA (%s)" % "; ".join(problems))
+            return plan
+        if plan["encrypt"]:
+            plan["action"] = "encrypted"
+            plan["changes"].append("encrypt %s with the given passphrase" % store.ca_key)
+        if store.mode_of(store.ca_key) != SECRET_MODE:
+            plan["changes"].append("set mode 0600 on %s" % store.ca_key)
+        return plan
+
+    def _problems(self, have_cert, have_key, plan):
+        store = self.store
+        plan["encrypt"] = False
+        if not have_cert:
+            return ["ca.crt is missing but private/ca.key exists"]
+        if not have_key:
+            return ["private/ca.key is missing but ca.crt exists"]
+        try:
+            cert = inspect.load_certificate(store.ca_cert)
+            key, encrypted = inspect.load_private_key(store.ca_key, self.passphrase)
+        except PkiError as exc:
+            return [str(exc)]
+        plan["existing"] = cert
+        problems = []
+        if not inspect.key_matches(key, cert):
+            problems.append("private/ca.key does not belong to ca.crt")
+        if inspect.common_name(cert) != self.common_name:
+            problems.append("its common name is %r, not %r" % (inspect.common_name(cert), self.common_name))
+        if inspect.rsa_key_size(cert.public_key()) != self.key_size:
+            problems.append("its key is %s, not RSA %d" % (inspect.key_kind(cert.public_key()), self.key_size))
+        plan["encrypt"] = bool(self.passphrase) and not encrypted
+        plan["key"] = key
+        return problems
+
+    # -- doing -------------------------------------------------------------------
+    def _apply(self, plan):
+        store = self.store
+        store.ensure_layout()
+        action = plan["action"]
+        if action == "replaced":
+            for path in (store.ca_cert, store.ca_key, store.index, store.serial):
+                if os.path.exists(path):
+                    plan["backups"].append(store.backup(path))
+            # A new CA starts a new database: the old rows belong to the old CA.
+            store.write_index([])
+            store.write(store.serial, INITIAL_SERIAL.encode())
+        if action in ("created", "replaced"):
+            key = generate_key(self.key_size)
+            store.write(store.ca_key, key_to_pem(key, self.passphrase), SECRET_MODE)
+            store.write(store.ca_cert, to_pem(build_ca(key, self.common_name, self.days, self.digest)))
+        elif action == "encrypted":
+            store.write(store.ca_key, key_to_pem(plan["key"], self.passphrase), SECRET_MODE)
+        elif store.mode_of(store.ca_key) != SECRET_MODE:
+            os.chmod(store.ca_key, SECRET_MODE)
+
+    def _result(self, plan):
+        store = self.store
+        result = {
+            "changed": bool(plan["changes"]),
+            "action": plan["action"],
+            "changes": plan["changes"],
+            "pki_dir": store.root,
+            "ca_certificate": store.ca_cert,
+            "ca_private_key": store.ca_key,
+            "backup_files": plan["backups"],
+            "warnings": [],
+        }
+        before = inspect.facts(plan["existing"]) if plan["existing"] is not None else {}
+        after = dict(before)
+        if os.path.exists(store.ca_cert) and plan["action"] != "unchanged":
+            try:
+                after = inspect.facts(inspect.load_certificate(store.ca_cert))
+            except PkiError:
+                pass
+        if plan["action"] in ("created", "replaced") and after == before:
+            # check mode: what will be made, minus what only signing decides
+            after = {"common_name": self.common_name, "key": "RSA %d" % self.key_size, "subject_alt_names": []}
+        result.update(after)
+        result["diff"] = {"before": before, "after": after}
+        not_after = after.get("not_after")
+        if not_after:
+            remaining = datetime.datetime.fromisoformat(not_after) - datetime.datetime.now(datetime.timezone.utc)
+            if remaining < datetime.timedelta(days=EXPIRY_WARNING_DAYS):
+                result["warnings"].append(
+                    "the CA certificate %s expires on %s: every certificate it signed stops working then. "
+                    "Plan a new CA well before." % (store.ca_cert, not_after)
+                )
+        return result

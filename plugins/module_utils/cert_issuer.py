@@ -1,0 +1,296 @@
+# -*- coding: utf-8 -*-
+# Copyright: clientvpn.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Server and client certificates of an easy-rsa PKI, many names per run.
+
+For each name the issuer reads what is on disk and decides, in this order:
+
+* keep it (``unchanged``): the key is RSA of the requested size and belongs
+  to the certificate, the current CA signed it, CN / SANs / EKU are as asked,
+  it is not revoked and does not expire within ``renew_before_days``;
+* ``renewed``: only the expiry is due, so the key is kept (ACM re-import
+  forbids a key change) and the old certificate goes to
+  ``renewed/certs_by_serial/<SERIAL>.crt``;
+* ``reissued``: anything else differs; the key is kept unless it is missing,
+  of the wrong size or belonged to a revoked certificate; a certificate from
+  another CA is backed up, with a warning;
+* ``created``: nothing was there.
+
+``index.txt`` and ``serial`` are read once and written once per run, under
+the PKI directory lock, so a list of hundreds of names costs one database
+rewrite.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import (
+    check_common_name,
+    check_key_size,
+    check_server_has_domain,
+)
+from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import random_serial, valid_entry
+from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
+from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import SECRET_MODE, check_name
+from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import (
+    CERT_TYPES,
+    build_request,
+    generate_key,
+    key_to_pem,
+    normalize_san,
+    sign_leaf,
+    to_pem,
+)
+
+_VERB = {"created": "create", "renewed": "renew", "reissued": "reissue"}
+
+
+class LeafSpec(object):
+    """What one name should look like."""
+
+    def __init__(self, name, common_name, subject_alt_names, cert_type, key_size, days, digest):
+        self.name = name
+        self.common_name = common_name
+        self.subject_alt_names = subject_alt_names
+        self.cert_type = cert_type
+        self.key_size = key_size
+        self.days = days
+        self.digest = digest
+
+
+class NamePlan(object):
+    """What will happen to one name, decided before anything is written."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.action = "unchanged"
+        self.reasons = []
+        self.changes = []
+        self.key = None
+        self.new_key = False
+        self.cert = None
+        self.cert_is_ours = False
+        self.register = False
+        self.backups = []
+        self.warnings = []
+        self.issued = None
+
+    @property
+    def changed(self):
+        return bool(self.changes)
+
+
+def build_specs(names, cert_type, common_name, subject_alt_names, key_size, days, digest):
+    """Validate the module's options and turn them into one LeafSpec per name."""
+    if cert_type not in CERT_TYPES:
+        raise PkiError("type=%s: use 'server' or 'client'." % cert_type)
+    check_key_size("key_size", key_size)
+    if days < 1:
+        raise PkiError("days=%s: a certificate must be valid for at least one day." % days)
+    unique = list(dict.fromkeys(names or []))
+    if not unique:
+        raise PkiError("name is empty: give one certificate name or a list of names.")
+    if common_name is not None and len(unique) > 1:
+        raise PkiError(
+            "common_name=%r was given with %d names: each certificate needs its own CN. Leave "
+            "common_name unset (each CN is then its name) or use one name per task." % (common_name, len(unique))
+        )
+    explicit_sans = None if subject_alt_names is None else [normalize_san(san) for san in subject_alt_names]
+    specs = []
+    for name in unique:
+        check_name(name)
+        cn = common_name if common_name is not None else name
+        check_common_name("common_name" if common_name is not None else "the common name of %r" % name, cn)
+        sans = explicit_sans
+        if sans is None:
+            # easy-rsa 3.1 gave servers DNS:<CN>; 3.2 dropped it and ACM then refuses them.
+            sans = ["DNS:%s" % cn] if cert_type == "server" else []
+        if cert_type == "server":
+            check_server_has_domain(name, sans)
+        specs.append(LeafSpec(name, cn, list(dict.fromkeys(sans)), cert_type, key_size, days, digest))
+    return specs
+
+
+class CertificateIssuer(object):
+    def __init__(self, store, specs, renew_before_days=30, ca_passphrase=None):
+        if renew_before_days < 0:
+            raise PkiError("renew_before_days=%s must be 0 or more." % renew_before_days)
+        too_short = [spec.name for spec in specs if spec.days <= renew_before_days]
+        if too_short:
+            raise PkiError(
+                "renew_before_days=%d is not smaller than days=%d: every run would renew %s. "
+                "Lower renew_before_days or raise days." % (renew_before_days, specs[0].days, too_short[0])
+            )
+        self.store = store
+        self.specs = specs
+        self.renew_before_days = renew_before_days
+        self.ca_passphrase = ca_passphrase
+
+    def run(self, check_mode):
+        store = self.store
+        if not (os.path.exists(store.ca_cert) and os.path.exists(store.ca_key) and store.is_initialised()):
+            raise PkiError(
+                "%s holds no certificate authority (ca.crt, private/ca.key, index.txt, serial). "
+                "Create it first with clientvpn.pki.vpn_ca." % store.root
+            )
+        with store.locked(exclusive=not check_mode):
+            self.ca_cert = inspect.load_certificate(store.ca_cert)
+            self.ca_key, dummy = inspect.load_private_key(store.ca_key, self.ca_passphrase, "ca_passphrase")
+            if not inspect.key_matches(self.ca_key, self.ca_cert):
+                raise PkiError(
+                    "%s does not belong to %s: the CA cannot sign. Restore the matching key, or rebuild the "
+                    "CA with clientvpn.pki.vpn_ca (force: true). Nothing was changed." % (store.ca_key, store.ca_cert)
+                )
+            entries = store.read_index()
+            rows = dict((entry.serial, entry) for entry in entries)
+            plans = [self._plan(spec, rows) for spec in self.specs]
+            if not check_mode and any(plan.changed for plan in plans):
+                self._apply(plans, entries, rows)
+        return self._result(plans)
+
+    # -- deciding ----------------------------------------------------------------
+    def _plan(self, spec, rows):
+        store, plan = self.store, NamePlan(spec)
+        key_path, cert_path = store.key(spec.name), store.cert(spec.name)
+        if os.path.exists(key_path):
+            plan.key, encrypted = inspect.load_private_key(key_path, None, "a passphrase (vpn_cert keeps keys unencrypted)")
+            have = inspect.rsa_key_size(plan.key.public_key())
+            if have != spec.key_size:
+                plan.new_key = True
+                plan.reasons.append("key is %s, wanted RSA %d" % (inspect.key_kind(plan.key.public_key()), spec.key_size))
+        else:
+            plan.new_key = True
+            plan.reasons.append("no private key")
+        expiring = False
+        if os.path.exists(cert_path):
+            plan.cert = inspect.load_certificate(cert_path)
+            plan.cert_is_ours = inspect.is_issued_by(plan.cert, self.ca_cert)
+            row = rows.get(inspect.serial_hex(plan.cert))
+            if not plan.cert_is_ours:
+                plan.reasons.append("signed by another CA (%s)" % plan.cert.issuer.rfc4514_string())
+                plan.warnings.append(
+                    "%s was signed by another CA (%s); it is reissued by this CA and the old one kept as a backup."
+                    % (cert_path, plan.cert.issuer.rfc4514_string())
+                )
+            elif row is not None and row.status == "R":
+                plan.new_key = True
+                plan.reasons.append("certificate %s is revoked in index.txt" % row.serial)
+            elif row is None:
+                plan.register = True
+            if plan.key is not None and not inspect.key_matches(plan.key, plan.cert):
+                plan.reasons.append("certificate does not belong to private/%s.key" % spec.name)
+            plan.reasons.extend(inspect.leaf_differences(plan.cert, spec))
+            if inspect.expires_within(plan.cert, self.renew_before_days):
+                expiring = True
+                plan.reasons.append(
+                    "expires %s, within renew_before_days=%d" % (inspect.not_after(plan.cert).isoformat(), self.renew_before_days)
+                )
+        else:
+            plan.reasons.append("no certificate")
+
+        if not plan.reasons:
+            if plan.register:
+                plan.action = "registered"
+                plan.changes.append("add %s to index.txt" % spec.name)
+        elif plan.cert is None:
+            plan.action = "created"
+        elif expiring and len(plan.reasons) == 1:
+            plan.action = "renewed"
+        else:
+            plan.action = "reissued"
+        if plan.action in ("created", "renewed", "reissued"):
+            plan.changes.append("%s %s: %s" % (_VERB[plan.action], spec.name, "; ".join(plan.reasons)))
+        if not plan.new_key and os.path.exists(key_path) and store.mode_of(key_path) != SECRET_MODE:
+            plan.changes.append("set mode 0600 on %s" % key_path)
+        return plan
+
+    # -- doing ---------------------------------------------------------------------
+    def _apply(self, plans, entries, rows):
+        store = self.store
+        taken = set(rows)
+        last_serial = None
+        for plan in plans:
+            spec = plan.spec
+            if plan.action == "registered":
+                entries.append(valid_entry(plan.cert.serial_number, inspect.not_after(plan.cert), inspect.common_name(plan.cert)))
+                continue
+            if plan.action == "unchanged":
+                if plan.changed:
+                    os.chmod(store.key(spec.name), SECRET_MODE)
+                continue
+            self._retire(plan)
+            if plan.new_key:
+                if plan.key is not None:
+                    plan.backups.append(store.backup(store.key(spec.name)))
+                plan.key = generate_key(spec.key_size)
+                store.write(store.key(spec.name), key_to_pem(plan.key), SECRET_MODE)
+            elif store.mode_of(store.key(spec.name)) != SECRET_MODE:
+                os.chmod(store.key(spec.name), SECRET_MODE)
+            request = build_request(plan.key, spec.common_name, spec.subject_alt_names, spec.digest)
+            store.write(store.req(spec.name), to_pem(request))
+            serial = random_serial(taken)
+            cert = sign_leaf(self.ca_cert, self.ca_key, plan.key.public_key(), spec, serial)
+            pem = to_pem(cert)
+            store.write(store.cert(spec.name), pem)
+            store.write(store.by_serial(inspect.serial_hex(cert)), pem)
+            entry = valid_entry(serial, inspect.not_after(cert), spec.common_name)
+            entries.append(entry)
+            taken.add(entry.serial)
+            last_serial = serial
+            plan.issued = cert
+        store.write_index(entries)
+        if last_serial is not None:
+            store.write_next_serial(last_serial)
+
+    def _retire(self, plan):
+        """Move the certificate being replaced out of issued/, the way easy-rsa renew does."""
+        store = self.store
+        if plan.cert is None:
+            return
+        cert_path = store.cert(plan.spec.name)
+        if plan.cert_is_ours:
+            serial = inspect.serial_hex(plan.cert)
+            store.move(cert_path, store.renewed_cert(serial))
+            if os.path.exists(store.by_serial(serial)):
+                os.unlink(store.by_serial(serial))
+        else:
+            plan.backups.append(store.backup(cert_path))
+
+    # -- reporting -------------------------------------------------------------------
+    def _result(self, plans):
+        store = self.store
+        certificates, before, after, warnings = {}, {}, {}, []
+        for plan in plans:
+            name = plan.spec.name
+            cert = plan.issued or plan.cert
+            entry = {
+                "action": plan.action,
+                "changed": plan.changed,
+                "reasons": plan.reasons if plan.action != "unchanged" else [],
+                "type": plan.spec.cert_type,
+                "certificate": store.cert(name),
+                "private_key": store.key(name),
+                "request": store.req(name),
+                "backup_files": plan.backups,
+            }
+            if cert is not None and (plan.issued is not None or plan.action in ("unchanged", "registered")):
+                entry.update(inspect.facts(cert))
+            certificates[name] = entry
+            warnings.extend(plan.warnings)
+            if plan.changed:
+                before[name] = inspect.facts(plan.cert) if plan.cert is not None else {}
+                after[name] = inspect.facts(plan.issued) if plan.issued is not None else {
+                    "common_name": plan.spec.common_name,
+                    "subject_alt_names": plan.spec.subject_alt_names,
+                    "key": "RSA %d" % plan.spec.key_size,
+                }
+        return {
+            "changed": any(plan.changed for plan in plans),
+            "pki_dir": store.root,
+            "certificates": certificates,
+            "warnings": warnings,
+            "diff": {"before": before, "after": after},
+        }
+

@@ -1,0 +1,199 @@
+# -*- coding: utf-8 -*-
+# Copyright: clientvpn.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a CA, a server and a client certificate are, and how they are made.
+
+The extensions are easy-rsa's ``x509-types/`` (``ca``, ``server``, ``client``)
+so certificates made here are indistinguishable in purpose from the ones
+``easyrsa build-ca`` / ``build-server-full`` / ``build-client-full`` make.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    HAS_CRYPTOGRAPHY = True
+    CRYPTOGRAPHY_IMPORT_ERROR = None
+except ImportError as exc:  # pragma: no cover - reported by the modules
+    HAS_CRYPTOGRAPHY = False
+    CRYPTOGRAPHY_IMPORT_ERROR = exc
+
+from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
+
+CERT_TYPES = ("server", "client")
+DIGESTS = ("sha256", "sha384", "sha512")
+PUBLIC_EXPONENT = 65537
+
+
+def extended_key_usage(cert_type):
+    """The one EKU purpose of each easy-rsa type."""
+    return {"server": ExtendedKeyUsageOID.SERVER_AUTH, "client": ExtendedKeyUsageOID.CLIENT_AUTH}[cert_type]
+
+
+def _key_usage(cert_sign=False, key_encipherment=False):
+    return x509.KeyUsage(
+        digital_signature=not cert_sign,
+        content_commitment=False,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _digest(name):
+    return {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}[name]()
+
+
+def _cn_name(common_name):
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def _validity(days):
+    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+    return now, now + datetime.timedelta(days=days)
+
+
+# -- subject alternative names ------------------------------------------------
+def normalize_san(entry):
+    """``DNS:x`` / ``IP:x`` / ``email:x`` / ``URI:x`` (easy-rsa's --san syntax), canonical case."""
+    prefix, sep, value = str(entry).partition(":")
+    kind = {"dns": "DNS", "ip": "IP", "email": "email", "uri": "URI"}.get(prefix.strip().lower())
+    value = value.strip()
+    if not sep or kind is None or not value:
+        raise PkiError(
+            "subject_alt_names entry %r is not understood: write it as DNS:name, IP:address, "
+            "email:address or URI:uri (as in easyrsa --san=DNS:server)." % (entry,)
+        )
+    if kind == "IP":
+        try:
+            value = str(ipaddress.ip_address(value))
+        except ValueError:
+            raise PkiError("subject_alt_names entry %r: %r is not an IP address." % (entry, value))
+    return "%s:%s" % (kind, value)
+
+
+def _general_name(san):
+    kind, value = san.split(":", 1)
+    if kind == "DNS":
+        return x509.DNSName(value)
+    if kind == "IP":
+        return x509.IPAddress(ipaddress.ip_address(value))
+    if kind == "email":
+        return x509.RFC822Name(value)
+    return x509.UniformResourceIdentifier(value)
+
+
+def describe_general_name(name):
+    if isinstance(name, x509.DNSName):
+        return "DNS:" + name.value
+    if isinstance(name, x509.IPAddress):
+        return "IP:" + str(name.value)
+    if isinstance(name, x509.RFC822Name):
+        return "email:" + name.value
+    if isinstance(name, x509.UniformResourceIdentifier):
+        return "URI:" + name.value
+    return "other:" + repr(name.value)
+
+
+# -- keys -----------------------------------------------------------------------
+def generate_key(key_size):
+    return rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=key_size)
+
+
+def key_to_pem(key, passphrase=None):
+    """PKCS#8 PEM like easy-rsa 3; encrypted when a passphrase is given."""
+    encryption = serialization.BestAvailableEncryption(passphrase.encode()) if passphrase else serialization.NoEncryption()
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
+
+def to_pem(cert_or_request):
+    return cert_or_request.public_bytes(serialization.Encoding.PEM)
+
+
+# -- certificates -------------------------------------------------------------
+def build_ca(key, common_name, days, digest):
+    """A self-signed CA as ``easyrsa build-ca`` makes it (x509-types/ca)."""
+    name = _cn_name(common_name)
+    serial = x509.random_serial_number()
+    not_before, not_after = _validity(days)
+    ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        # critical, as easy-rsa 3.2.6+ and RFC 5280 want for a CA
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(ski, critical=False)
+        # keyid:always,issuer:always
+        .add_extension(
+            x509.AuthorityKeyIdentifier(ski.digest, [x509.DirectoryName(name)], serial),
+            critical=False,
+        )
+        .add_extension(_key_usage(cert_sign=True), critical=False)
+    )
+    return builder.sign(key, _digest(digest))
+
+
+def build_request(key, common_name, subject_alt_names, digest):
+    """The request easy-rsa keeps in reqs/<name>.req (with the SANs it asked for)."""
+    builder = x509.CertificateSigningRequestBuilder().subject_name(_cn_name(common_name))
+    if subject_alt_names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([_general_name(san) for san in subject_alt_names]), critical=False
+        )
+    return builder.sign(key, _digest(digest))
+
+
+def sign_leaf(ca_cert, ca_key, public_key, spec, serial):
+    """Sign a server or client certificate the way easy-rsa's x509-types do.
+
+    ``spec`` is a LeafSpec (common_name, subject_alt_names, cert_type, days, digest).
+    """
+    not_before, not_after = _validity(spec.days)
+    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest if _has_ski(ca_cert) else None
+    authority_key_id = x509.AuthorityKeyIdentifier(
+        ca_ski, [x509.DirectoryName(ca_cert.issuer)], ca_cert.serial_number
+    )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(_cn_name(spec.common_name))
+        .issuer_name(ca_cert.subject)
+        .public_key(public_key)
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        # keyid,issuer:always
+        .add_extension(authority_key_id, critical=False)
+        .add_extension(x509.ExtendedKeyUsage([extended_key_usage(spec.cert_type)]), critical=False)
+        .add_extension(_key_usage(key_encipherment=spec.cert_type == "server"), critical=False)
+    )
+    if spec.subject_alt_names:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([_general_name(san) for san in spec.subject_alt_names]), critical=False
+        )
+    return builder.sign(ca_key, _digest(spec.digest))
+
+
+def _has_ski(cert):
+    try:
+        cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+        return True
+    except x509.ExtensionNotFound:
+        return False

@@ -1,0 +1,224 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: clientvpn.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vpn_ca
+short_description: Create or adopt the easy-rsa compatible certificate authority of an AWS Client VPN PKI
+version_added: 0.1.0
+description:
+  - Creates the certificate authority of a PKI directory laid out exactly as easy-rsa 3 lays it out
+    (C(ca.crt), C(private/ca.key), C(issued/), C(reqs/), C(index.txt), C(index.txt.attr), C(serial),
+    C(certs_by_serial/), C(revoked/...)), as C(easyrsa init-pki) and C(easyrsa build-ca nopass) do in the
+    AWS Client VPN mutual authentication procedure.
+  - The CA certificate carries easy-rsa's CA extensions - basicConstraints CA:TRUE (critical),
+    keyUsage keyCertSign and cRLSign, subject and authority key identifiers.
+  - Idempotent by reading what is on disk. An existing CA whose key opens with O(passphrase), belongs
+    to C(ca.crt) and has the requested O(common_name) and O(key_size) is left alone, so a PKI that
+    C(easyrsa) built is adopted without changing a byte. O(days) and O(digest) only apply to a new CA.
+  - An existing CA that differs is never replaced silently. The module fails and says what differs,
+    unless O(force=true), which backs up C(ca.crt), C(private/ca.key), C(index.txt) and C(serial)
+    first.
+  - Directories are mode 0700 and the CA key 0600. Files are written atomically under a lock on the PKI
+    directory.
+author:
+  - clientvpn.pki contributors
+requirements:
+  - cryptography >= 40.0
+attributes:
+  check_mode:
+    support: full
+    description: Nothing is written; RV(ignore:changed) says exactly what a real run would do.
+  diff_mode:
+    support: full
+    description: Shows the CA's common name, key, serial and validity before and after. Never key material.
+  safe_file_operations:
+    support: full
+  idempotent:
+    support: full
+options:
+  pki_dir:
+    description:
+      - The easy-rsa PKI directory (easy-rsa's C(pki/)). Created with mode 0700 when missing.
+    type: path
+    required: true
+  common_name:
+    description:
+      - Common name (CN) of the CA certificate. The default is easy-rsa's batch-mode default.
+    type: str
+    default: Easy-RSA CA
+  key_size:
+    description:
+      - Size of the CA's RSA key. AWS Client VPN accepts RSA 1024 and 2048 only; any other value is an error.
+    type: int
+    default: 2048
+  days:
+    description:
+      - Validity of a new CA certificate, in days (easy-rsa's default).
+    type: int
+    default: 3650
+  digest:
+    description:
+      - Signature digest of a new CA certificate.
+    type: str
+    choices: [sha256, sha384, sha512]
+    default: sha256
+  passphrase:
+    description:
+      - Encrypts the CA key. Without it the key is not encrypted, like C(easyrsa build-ca nopass).
+      - Given for an existing unencrypted key, the key is encrypted in place (the CA stays the same).
+      - Needed to open an existing encrypted key.
+    type: str
+  force:
+    description:
+      - Replace an existing CA that differs from the request (other CN or key size, key that does not
+        open or does not belong to C(ca.crt)). The old files are backed up next to themselves first.
+      - Every certificate the old CA issued must then be issued again, and re-imported to ACM.
+    type: bool
+    default: false
+  state:
+    description:
+      - V(present) is the only state; a CA is never removed by this module.
+    type: str
+    choices: [present]
+    default: present
+notes:
+  - Follow with M(clientvpn.pki.vpn_cert) to issue the server and client certificates.
+seealso:
+  - module: clientvpn.pki.vpn_cert
+  - name: AWS Client VPN mutual authentication
+    description: The manual procedure this module automates.
+    link: https://docs.aws.amazon.com/vpn/latest/clientvpn-admin/mutual.html
+"""
+
+EXAMPLES = r"""
+- name: Build the CA, as easyrsa init-pki && easyrsa build-ca nopass
+  clientvpn.pki.vpn_ca:
+    pki_dir: /srv/clientvpn/pki
+
+- name: Build a CA with an encrypted key and a name of our own
+  clientvpn.pki.vpn_ca:
+    pki_dir: /srv/clientvpn/pki
+    common_name: Example Corp Client VPN CA
+    passphrase: "{{ vault_clientvpn_ca_passphrase }}"
+
+- name: Adopt a PKI that easy-rsa built (nothing changes when it matches)
+  clientvpn.pki.vpn_ca:
+    pki_dir: /home/admin/easy-rsa/easyrsa3/pki
+  register: adopted
+
+- name: Replace a CA on purpose (backs up the old one)
+  clientvpn.pki.vpn_ca:
+    pki_dir: /srv/clientvpn/pki
+    common_name: New CA
+    force: true
+"""
+
+RETURN = r"""
+action:
+  description: What happened to the CA.
+  returned: success
+  type: str
+  choices: [created, unchanged, encrypted, replaced]
+  sample: created
+changes:
+  description: One sentence per change made (or, in check mode, to be made).
+  returned: success
+  type: list
+  elements: str
+  sample: ["create directory /srv/clientvpn/pki", "create the CA 'Easy-RSA CA' (RSA 2048)"]
+pki_dir:
+  description: The PKI directory.
+  returned: success
+  type: str
+  sample: /srv/clientvpn/pki
+ca_certificate:
+  description: Path of the CA certificate.
+  returned: success
+  type: str
+  sample: /srv/clientvpn/pki/ca.crt
+ca_private_key:
+  description: Path of the CA key. The key itself is never returned.
+  returned: success
+  type: str
+  sample: /srv/clientvpn/pki/private/ca.key
+common_name:
+  description: Common name of the CA.
+  returned: success
+  type: str
+  sample: Easy-RSA CA
+key:
+  description: Key type and size of the CA.
+  returned: success
+  type: str
+  sample: RSA 2048
+serial:
+  description: Serial number of the CA certificate, upper-case hex. Absent in check mode for a CA not yet created.
+  returned: when the CA certificate exists
+  type: str
+  sample: 7216B85FDAFF85F445CE92A79E0276F15BF18D5B
+not_before:
+  description: Start of validity (ISO 8601, UTC).
+  returned: when the CA certificate exists
+  type: str
+  sample: "2026-11-24T20:06:30+00:00"
+not_after:
+  description: End of validity (ISO 8601, UTC).
+  returned: when the CA certificate exists
+  type: str
+  sample: "2036-11-22T20:06:30+00:00"
+subject_alt_names:
+  description: Subject alternative names of the CA certificate (normally none).
+  returned: success
+  type: list
+  elements: str
+  sample: []
+backup_files:
+  description: Backups made before replacing the CA (O(force=true)).
+  returned: success
+  type: list
+  elements: str
+  sample: ["/srv/clientvpn/pki/ca.crt.12345.2026-11-24@20:06:30~"]
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import CertificateAuthority
+from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
+from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            pki_dir=dict(type="path", required=True),
+            common_name=dict(type="str", default="Easy-RSA CA"),
+            key_size=dict(type="int", default=2048),
+            days=dict(type="int", default=3650),
+            digest=dict(type="str", default="sha256", choices=["sha256", "sha384", "sha512"]),
+            passphrase=dict(type="str", no_log=True),
+            force=dict(type="bool", default=False),
+            state=dict(type="str", default="present", choices=["present"]),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    run_backend(
+        module,
+        lambda: CertificateAuthority(
+            PkiStore(module, params["pki_dir"]),
+            common_name=params["common_name"],
+            key_size=params["key_size"],
+            days=params["days"],
+            digest=params["digest"],
+            passphrase=params["passphrase"],
+            force=params["force"],
+        ),
+    )
+
+
+if __name__ == "__main__":
+    main()

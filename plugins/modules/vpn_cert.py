@@ -1,0 +1,285 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: clientvpn.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vpn_cert
+short_description: Issue AWS Client VPN server and client certificates from an easy-rsa compatible CA
+version_added: 0.1.0
+description:
+  - Issues server and client certificates and their keys, signed by the CA that M(clientvpn.pki.vpn_ca)
+    keeps in O(pki_dir), the way C(easyrsa build-server-full) and C(easyrsa build-client-full ... nopass) do.
+  - Writes C(issued/<name>.crt), C(private/<name>.key) (unencrypted PKCS#8, mode 0600),
+    C(reqs/<name>.req) and C(certs_by_serial/<SERIAL>.pem), and records each certificate in C(index.txt)
+    and C(serial) exactly as easy-rsa does, with random 128-bit serials. C(easyrsa show-cert),
+    C(easyrsa revoke) and C(easyrsa gen-crl) work on the result.
+  - Extensions are easy-rsa's. V(server) - basicConstraints CA:FALSE, extendedKeyUsage serverAuth,
+    keyUsage digitalSignature and keyEncipherment, key identifiers. V(client) - the same with
+    clientAuth and digitalSignature only.
+  - O(name) takes a list; every name is handled in one module run, with C(index.txt) read and written
+    once, so hundreds of clients cost one task.
+  - Idempotent by reading what is on disk. A certificate is kept when its key matches, the current CA
+    signed it, CN, SANs, type and key size are as requested, it is not revoked and it does not expire
+    within O(renew_before_days). When only the expiry is due the certificate is renewed with the same
+    key (ACM re-import forbids a key change) and the old one is moved to
+    C(renewed/certs_by_serial/<SERIAL>.crt). A certificate signed by another CA is reissued and the old
+    file kept as a backup, with a warning.
+author:
+  - clientvpn.pki contributors
+requirements:
+  - cryptography >= 40.0
+attributes:
+  check_mode:
+    support: full
+    description: Nothing is written; the result says per name what a real run would do.
+  diff_mode:
+    support: full
+    description: Shows per name the CN, SANs, key, serial and validity before and after. Never key material.
+  safe_file_operations:
+    support: full
+  idempotent:
+    support: full
+options:
+  pki_dir:
+    description:
+      - The easy-rsa PKI directory holding the CA (see M(clientvpn.pki.vpn_ca)).
+    type: path
+    required: true
+  name:
+    description:
+      - Name of the certificate, or a list of names. Each name becomes C(issued/<name>.crt) and
+        C(private/<name>.key).
+      - Names are plain file names - letters, digits and C(_ . @ + = -), not starting with C(-) or C(.),
+        without C(..), and not C(ca).
+    type: list
+    elements: str
+    required: true
+    aliases: [names]
+  type:
+    description:
+      - V(server) for the certificate imported to ACM as the Client VPN server certificate, V(client) for
+        the certificates users connect with.
+    type: str
+    required: true
+    choices: [server, client]
+  common_name:
+    description:
+      - Common name (CN) of the certificate. Defaults to the name. Client VPN requires a CN.
+      - Only with a single O(name).
+    type: str
+  subject_alt_names:
+    description:
+      - Subject alternative names, in easy-rsa's C(--san) syntax - C(DNS:name), C(IP:address),
+        C(email:address), C(URI:uri).
+      - For V(server) the default is C(DNS:<common name>), as easy-rsa 3.1 and the seed procedure's
+        C(--san=DNS:server) give; a server certificate without a C(DNS) entry is refused, because ACM and
+        Client VPN reject it. For V(client) the default is none.
+    type: list
+    elements: str
+  key_size:
+    description:
+      - Size of new RSA keys. AWS Client VPN accepts 1024 and 2048 only; any other value is an error.
+      - An existing key of another size is replaced (and backed up).
+    type: int
+    default: 2048
+  days:
+    description:
+      - Validity of new certificates, in days (easy-rsa's default).
+    type: int
+    default: 825
+  renew_before_days:
+    description:
+      - Renew a certificate that expires within this many days. Must be smaller than O(days).
+    type: int
+    default: 30
+  digest:
+    description:
+      - Signature digest of new certificates.
+    type: str
+    choices: [sha256, sha384, sha512]
+    default: sha256
+  ca_passphrase:
+    description:
+      - Passphrase of the CA key, when the CA key is encrypted.
+    type: str
+  state:
+    description:
+      - V(present) issues the certificates that are missing, differ or are due for renewal.
+    type: str
+    choices: [present]
+    default: present
+notes:
+  - Keys are never printed nor returned; only their paths are.
+seealso:
+  - module: clientvpn.pki.vpn_ca
+"""
+
+EXAMPLES = r"""
+- name: Server certificate, as easyrsa --san=DNS:server build-server-full server nopass
+  clientvpn.pki.vpn_cert:
+    pki_dir: /srv/clientvpn/pki
+    name: server
+    type: server
+
+- name: Client certificates, all in one task
+  clientvpn.pki.vpn_cert:
+    pki_dir: /srv/clientvpn/pki
+    name:
+      - client1.domain.tld
+      - alice.example.com
+      - bob.example.com
+    type: client
+  register: clients
+
+- name: Server certificate for a real domain name, with an encrypted CA key
+  clientvpn.pki.vpn_cert:
+    pki_dir: /srv/clientvpn/pki
+    name: vpn-server
+    common_name: vpn.example.com
+    subject_alt_names:
+      - DNS:vpn.example.com
+    type: server
+    ca_passphrase: "{{ vault_clientvpn_ca_passphrase }}"
+
+- name: Show what was created, renewed or left alone
+  ansible.builtin.debug:
+    msg: "{{ item.key }}: {{ item.value.action }} (serial {{ item.value.serial }}, until {{ item.value.not_after }})"
+  loop: "{{ clients.certificates | dict2items }}"
+"""
+
+RETURN = r"""
+pki_dir:
+  description: The PKI directory.
+  returned: success
+  type: str
+  sample: /srv/clientvpn/pki
+certificates:
+  description: One entry per name, keyed by name.
+  returned: success
+  type: dict
+  contains:
+    action:
+      description: What happened to this name.
+      type: str
+      choices: [created, renewed, reissued, registered, unchanged]
+      sample: created
+    changed:
+      description: Whether anything changed for this name.
+      type: bool
+    reasons:
+      description: Why it was created, renewed or reissued.
+      type: list
+      elements: str
+      sample: ["no private key", "no certificate"]
+    type:
+      description: V(server) or V(client).
+      type: str
+    certificate:
+      description: Path of the certificate.
+      type: str
+      sample: /srv/clientvpn/pki/issued/server.crt
+    private_key:
+      description: Path of the private key. The key itself is never returned.
+      type: str
+      sample: /srv/clientvpn/pki/private/server.key
+    request:
+      description: Path of the certificate request.
+      type: str
+      sample: /srv/clientvpn/pki/reqs/server.req
+    backup_files:
+      description: Backups made of replaced files (a certificate from another CA, a key of the wrong size).
+      type: list
+      elements: str
+    serial:
+      description: Serial number, upper-case hex as in C(index.txt). Absent in check mode for a certificate not yet issued.
+      type: str
+      sample: F7D1FB8D1FD51DFBFEE8D31C98795DF1
+    not_before:
+      description: Start of validity (ISO 8601, UTC).
+      type: str
+    not_after:
+      description: End of validity (ISO 8601, UTC).
+      type: str
+      sample: "2029-02-26T20:06:30+00:00"
+    common_name:
+      description: Common name of the certificate.
+      type: str
+      sample: server
+    subject_alt_names:
+      description: Subject alternative names.
+      type: list
+      elements: str
+      sample: ["DNS:server"]
+    key:
+      description: Key type and size.
+      type: str
+      sample: RSA 2048
+  sample:
+    server:
+      action: created
+      changed: true
+      reasons: ["no private key", "no certificate"]
+      type: server
+      certificate: /srv/clientvpn/pki/issued/server.crt
+      private_key: /srv/clientvpn/pki/private/server.key
+      request: /srv/clientvpn/pki/reqs/server.req
+      backup_files: []
+      serial: F7D1FB8D1FD51DFBFEE8D31C98795DF1
+      not_before: "2026-11-24T20:06:30+00:00"
+      not_after: "2029-02-26T20:06:30+00:00"
+      common_name: server
+      subject_alt_names: ["DNS:server"]
+      key: RSA 2048
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.clientvpn.pki.plugins.module_utils.cert_issuer import CertificateIssuer, build_specs
+from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
+from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            pki_dir=dict(type="path", required=True),
+            name=dict(type="list", elements="str", required=True, aliases=["names"]),
+            type=dict(type="str", required=True, choices=["server", "client"]),
+            common_name=dict(type="str"),
+            subject_alt_names=dict(type="list", elements="str"),
+            key_size=dict(type="int", default=2048),
+            days=dict(type="int", default=825),
+            renew_before_days=dict(type="int", default=30),
+            digest=dict(type="str", default="sha256", choices=["sha256", "sha384", "sha512"]),
+            ca_passphrase=dict(type="str", no_log=True),
+            state=dict(type="str", default="present", choices=["present"]),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+
+    def make_issuer():
+        specs = build_specs(
+            params["name"],
+            params["type"],
+            params["common_name"],
+            params["subject_alt_names"],
+            params["key_size"],
+            params["days"],
+            params["digest"],
+        )
+        return CertificateIssuer(
+            PkiStore(module, params["pki_dir"]),
+            specs,
+            renew_before_days=params["renew_before_days"],
+            ca_passphrase=params["ca_passphrase"],
+        )
+
+    run_backend(module, make_issuer)
+
+
+if __name__ == "__main__":
+    main()
