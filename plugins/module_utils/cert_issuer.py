@@ -131,6 +131,9 @@ class CertificateIssuer(object):
     def run(self, check_mode):
         store = self.store
         if not (os.path.exists(store.ca_cert) and os.path.exists(store.ca_key) and store.is_initialised()):
+            if check_mode and not os.path.exists(store.root):
+                # A check run of a whole play: vpn_ca would have created the CA by now.
+                return self._result([self._plan_without_ca(spec) for spec in self.specs])
             raise PkiError(
                 "%s holds no certificate authority (ca.crt, private/ca.key, index.txt, serial). "
                 "Create it first with clientvpn.pki.vpn_ca." % store.root
@@ -169,10 +172,11 @@ class CertificateIssuer(object):
             plan.cert_is_ours = inspect.is_issued_by(plan.cert, self.ca_cert)
             row = rows.get(inspect.serial_hex(plan.cert))
             if not plan.cert_is_ours:
-                plan.reasons.append("signed by another CA (%s)" % plan.cert.issuer.rfc4514_string())
+                issuer = plan.cert.issuer.rfc4514_string()
+                plan.reasons.append("signed by another CA (issuer %s; ca.crt does not verify it)" % issuer)
                 plan.warnings.append(
-                    "%s was signed by another CA (%s); it is reissued by this CA and the old one kept as a backup."
-                    % (cert_path, plan.cert.issuer.rfc4514_string())
+                    "%s was signed by another CA (issuer %s; ca.crt does not verify it): it is reissued by this CA "
+                    "and the old file kept as a backup." % (cert_path, issuer)
                 )
             elif row is not None and row.status == "R":
                 plan.new_key = True
@@ -204,6 +208,13 @@ class CertificateIssuer(object):
             plan.changes.append("%s %s: %s" % (_VERB[plan.action], spec.name, "; ".join(plan.reasons)))
         if not plan.new_key and os.path.exists(key_path) and store.mode_of(key_path) != SECRET_MODE:
             plan.changes.append("set mode 0600 on %s" % key_path)
+        return plan
+
+    def _plan_without_ca(self, spec):
+        plan = NamePlan(spec)
+        plan.action = "created"
+        plan.reasons = ["no certificate authority yet in %s" % self.store.root]
+        plan.changes.append("create %s: %s" % (spec.name, plan.reasons[0]))
         return plan
 
     # -- doing ---------------------------------------------------------------------
@@ -293,4 +304,3 @@ class CertificateIssuer(object):
             "warnings": warnings,
             "diff": {"before": before, "after": after},
         }
-

@@ -93,13 +93,13 @@ class PkiStore(object):
     or a stand-in in unit tests).
     """
 
-    def __init__(self, module, pki_dir):
+    def __init__(self, module, pki_dir, what="pki_dir"):
         self.module = module
         self.root = pki_dir
         if os.path.exists(pki_dir) and not os.path.isdir(pki_dir):
             raise PkiError(
-                "pki_dir %s exists and is not a directory. Point pki_dir at a directory "
-                "(it is created when missing)." % pki_dir
+                "%s %s exists and is not a directory. Point %s at a directory "
+                "(it is created when missing)." % (what, pki_dir, what)
             )
 
     # -- paths -------------------------------------------------------------

@@ -25,7 +25,7 @@ description:
   - Directories are mode 0700 and the CA key 0600. Files are written atomically under a lock on the PKI
     directory.
 author:
-  - clientvpn.pki contributors
+  - clientvpn.pki contributors (@clientvpn)
 requirements:
   - cryptography >= 40.0
 attributes:
@@ -37,8 +37,10 @@ attributes:
     description: Shows the CA's common name, key, serial and validity before and after. Never key material.
   safe_file_operations:
     support: full
+    description: Files are written to a temporary file in the same directory, then moved into place, under a lock on the PKI directory.
   idempotent:
     support: full
+    description: What is on disk is read first; a second run with the same options changes nothing.
 options:
   pki_dir:
     description:

@@ -28,7 +28,7 @@ description:
     C(renewed/certs_by_serial/<SERIAL>.crt). A certificate signed by another CA is reissued and the old
     file kept as a backup, with a warning.
 author:
-  - clientvpn.pki contributors
+  - clientvpn.pki contributors (@clientvpn)
 requirements:
   - cryptography >= 40.0
 attributes:
@@ -40,8 +40,10 @@ attributes:
     description: Shows per name the CN, SANs, key, serial and validity before and after. Never key material.
   safe_file_operations:
     support: full
+    description: Files are written to a temporary file in the same directory, then moved into place, under a lock on the PKI directory.
   idempotent:
     support: full
+    description: What is on disk is read first; a second run with the same options changes nothing.
 options:
   pki_dir:
     description:

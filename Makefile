@@ -1,0 +1,151 @@
+# Build and test infrastructure for the clientvpn.pki collection.
+# GNU make; every recipe is one bash script run with -euo pipefail (.ONESHELL).
+
+PYTHON ?= python3
+VENV := .venv
+COLLECTION_ROOT := .build/collections/ansible_collections/clientvpn/pki
+
+# Python version ansible-test uses for sanity and units (--local: no containers).
+ANSIBLE_TEST_PYTHON ?= 3.11
+DEMO_DIR ?= $(CURDIR)/demo
+
+VENV_BIN := $(CURDIR)/$(VENV)/bin
+VENV_PY := $(VENV_BIN)/python
+BUILD_ROOT := $(CURDIR)/$(COLLECTION_ROOT)
+GET_PIP_OFFLINE := tests/tools/get_pip_offline.py
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.ONESHELL:
+.DELETE_ON_ERROR:
+# `test` relies on its prerequisites running in the listed order.
+.NOTPARALLEL:
+MAKEFLAGS += --no-builtin-rules
+
+# The copy under .build is the only collection Ansible may see; the venv bundles none
+# (ansible-core only), and it must not pick up anything else from sys.path either.
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
+export PATH := $(VENV_BIN):$(PATH)
+
+.PHONY: help venv system-deps collection ansible-test-bootstrap sanity units lint \
+	integration system test demo clean
+
+help:
+	@echo "Targets: venv system-deps collection ansible-test-bootstrap sanity units lint"
+	@echo "         integration system test demo clean"
+
+# --- environment -----------------------------------------------------------
+
+venv: $(VENV)/.stamp
+
+$(VENV)/.stamp: requirements.txt requirements-dev.txt
+	[[ -x $(VENV)/bin/python ]] || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# easy-rsa, openssl and openvpn are used by the integration and system tests.
+system-deps:
+	@missing=()
+	[[ -x /usr/share/easy-rsa/easyrsa ]] || missing+=(easy-rsa)
+	command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+	command -v openvpn >/dev/null 2>&1 || [[ -x /usr/sbin/openvpn ]] || missing+=(openvpn)
+	if (( $${#missing[@]} == 0 )); then
+		echo "system-deps: easy-rsa, openssl and openvpn are present"
+	elif [[ "$$(id -u)" == 0 ]]; then
+		echo "system-deps: installing (missing: $${missing[*]})"
+		apt-get update
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends easy-rsa openssl openvpn
+	else
+		echo "WARNING: missing system packages: $${missing[*]}" >&2
+		echo "WARNING: not root, so not installing them; run as root or:" >&2
+		echo "WARNING:   apt-get install -y --no-install-recommends easy-rsa openssl openvpn" >&2
+		echo "WARNING: tests that need them will fail." >&2
+	fi
+
+# Fresh copy of the collection at the path Ansible and ansible-test expect. Only files git
+# tracks or would track are copied, so ignored files (.venv, .build, caches) never are.
+collection:
+	@rm -rf $(COLLECTION_ROOT)
+	mkdir -p $(COLLECTION_ROOT)
+	git ls-files -z -co --exclude-standard \
+		| while IFS= read -r -d '' f; do [[ -e "$$f" || -L "$$f" ]] && printf '%s\0' "$$f"; done \
+		| tar --null --no-recursion -T - -cf - \
+		| tar -xf - -C $(COLLECTION_ROOT)
+	# ansible-test looks for .git upwards from the collection and would find this repository's,
+	# in which .build is ignored, so it would see no files at all. A repository of its own
+	# (nothing committed: ansible-test lists untracked files too) makes it see the copy.
+	git -C $(COLLECTION_ROOT) init -q
+	echo "collection: $$(find $(COLLECTION_ROOT) -type f | wc -l) files in $(COLLECTION_ROOT)"
+
+# ansible-test bootstraps pip in its virtual environments with a get-pip.py it downloads
+# from ci-files.testing.ansible.com, which is unreachable here. It looks first for
+# ~/.ansible/test/cache/get_pip_<pip version, dots as underscores>.py; the pip version is
+# what ansible-test's own get_venv_packages() says, so the name follows the installed
+# ansible-core release (2.19.x: get_pip_24_2.py).
+ansible-test-bootstrap: venv
+	@pip_version="$$($(VENV_PY) -c 'import types; from ansible_test._internal.python_requirements import get_venv_packages; print(get_venv_packages(types.SimpleNamespace(version="$(ANSIBLE_TEST_PYTHON)"))["pip"])')"
+	dest="$$HOME/.ansible/test/cache/get_pip_$${pip_version//./_}.py"
+	mkdir -p "$$(dirname "$$dest")"
+	cmp -s $(GET_PIP_OFFLINE) "$$dest" || install -m 0644 $(GET_PIP_OFFLINE) "$$dest"
+	echo "ansible-test-bootstrap: $$dest (pip $$pip_version)"
+
+# --- tests -----------------------------------------------------------------
+
+sanity: venv collection ansible-test-bootstrap
+	cd $(COLLECTION_ROOT)
+	ansible-test sanity --local --python $(ANSIBLE_TEST_PYTHON) --color no
+
+units: venv collection
+	cd $(COLLECTION_ROOT)
+	ansible-test units --local --python $(ANSIBLE_TEST_PYTHON) --color no
+
+lint: venv collection
+	ansible-lint --offline
+
+# Every integration target, one ansible-playbook run each, with a fresh output_dir.
+# setup_* / prepare_* targets are helpers (role dependencies), not tests, as in ansible-test;
+# targets whose aliases say `disabled` are skipped too.
+integration: venv collection
+	@cd $(COLLECTION_ROOT)/tests/integration
+	shopt -s nullglob
+	ran=0
+	for tasks in targets/*/tasks/main.yml; do
+		target="$${tasks#targets/}"; target="$${target%%/*}"
+		case "$$target" in setup_*|prepare_*) continue ;; esac
+		if [[ -f "targets/$$target/aliases" ]] && grep -qxE '\s*disabled\s*' "targets/$$target/aliases"; then
+			echo "integration: skipping disabled target $$target"; continue
+		fi
+		output_dir="$$(mktemp -d "$${TMPDIR:-/tmp}/clientvpn-pki-$$target.XXXXXX")"
+		echo "=== integration target: $$target (output_dir=$$output_dir)"
+		rc=0
+		ANSIBLE_ROLES_PATH="$$PWD/targets" ansible-playbook -i localhost, run_target.yml \
+			-e target="$$target" -e output_dir="$$output_dir" || rc=$$?
+		rm -rf "$$output_dir"
+		if (( rc != 0 )); then
+			echo "FAILED integration target: $$target (ansible-playbook exit $$rc)" >&2
+			exit "$$rc"
+		fi
+		ran=$$((ran + 1))
+	done
+	if (( ran == 0 )); then
+		echo "FAILED integration: no targets found under tests/integration/targets/" >&2
+		exit 1
+	fi
+	echo "integration: $$ran target(s) passed"
+
+system: venv collection system-deps
+	$(VENV_PY) -m pytest -p no:cacheprovider tests/system
+
+test: venv system-deps collection ansible-test-bootstrap units integration system sanity lint
+
+# --- demo ------------------------------------------------------------------
+
+demo: venv collection
+	ansible-playbook clientvpn.pki.mutual_auth \
+		-e pki_dir=$(DEMO_DIR)/pki -e stage_dir=$(DEMO_DIR)/custom_folder
+	echo "demo: files built under $(DEMO_DIR) (mode path):"
+	find $(DEMO_DIR) -type f -exec stat -c '%a %n' {} + | sort -k2
+
+clean:
+	rm -rf .build demo

@@ -1,0 +1,116 @@
+"""Shared helpers of the system tests: real files, real openssl / easyrsa /
+ansible-playbook processes, the collection as Ansible sees it.
+
+A tool these tests need (openssl, easyrsa) that is missing makes them fail
+when CI=true, and skip with the reason otherwise; `make test` installs them
+when it runs as root.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+EASYRSA_DIR = "/usr/share/easy-rsa"
+
+
+def collections_path():
+    path = os.environ.get("ANSIBLE_COLLECTIONS_PATH", "").split(os.pathsep)[0]
+    if not path or not os.path.isdir(os.path.join(path, "ansible_collections", "clientvpn", "pki")):
+        pytest.fail("ANSIBLE_COLLECTIONS_PATH must hold ansible_collections/clientvpn/pki: run these tests through `make system`")
+    return path
+
+
+def require(tool):
+    """Return the tool's path; fail in CI, skip elsewhere, when it is missing."""
+    path = shutil.which(tool) or (os.path.join(EASYRSA_DIR, tool) if os.path.exists(os.path.join(EASYRSA_DIR, tool)) else None)
+    if path:
+        return path
+    message = "%s is not installed (make test installs it when run as root: apt-get install easy-rsa openssl)" % tool
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def run_module(module, args, check_mode=False, diff=False):
+    """Run a module the way AnsiballZ does (args file, JSON out); returns (rc, result)."""
+    root = collections_path()
+    args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ansible_collections.clientvpn.pki.plugins.modules." + module],
+        input=json.dumps({"ANSIBLE_MODULE_ARGS": args}),
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=root),
+        timeout=300,
+        check=False,
+    )
+    try:
+        result = json.loads(proc.stdout)
+    except ValueError:
+        raise AssertionError("module %s printed no JSON: rc=%s\n%s\n%s" % (module, proc.returncode, proc.stdout, proc.stderr))
+    return proc.returncode, result
+
+
+def ok(module, args, **kwargs):
+    rc, result = run_module(module, args, **kwargs)
+    assert rc == 0 and not result.get("failed"), result.get("msg", result)
+    return result
+
+
+def failed(module, args, **kwargs):
+    rc, result = run_module(module, args, **kwargs)
+    assert rc != 0 and result.get("failed"), "expected a failure, got %s" % result
+    return result["msg"]
+
+
+def snapshot(root):
+    """Every path under root with its mode and content hash: 'nothing changed' made checkable."""
+    state = {}
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(directory, name)
+            st = os.lstat(path)
+            digest = None
+            if os.path.isfile(path):
+                with open(path, "rb") as handle:
+                    digest = hashlib.sha256(handle.read()).hexdigest()
+            state[os.path.relpath(path, root)] = (oct(st.st_mode), digest)
+    return state
+
+
+def playbook(args, check=False, extra_env=None):
+    """Run ansible-playbook; returns the CompletedProcess (output in .stdout)."""
+    collections_path()
+    command = ["ansible-playbook"] + args + (["--check"] if check else [])
+    env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1", **(extra_env or {}))
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    return proc
+
+
+def recap(output):
+    """The counters of the PLAY RECAP line for localhost."""
+    for line in output.splitlines():
+        if line.startswith("localhost") and "ok=" in line:
+            return dict((key, int(value)) for key, value in (field.split("=") for field in line.split()[2:]))
+    raise AssertionError("no PLAY RECAP in:\n" + output[-2000:])
+
+
+def openssl(*args, check=True):
+    proc = subprocess.run([require("openssl")] + list(args), capture_output=True, text=True, check=False)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture
+def ca(tmp_path):
+    """A PKI directory with a fresh CA (RSA 2048, no passphrase)."""
+    pki = str(tmp_path / "pki")
+    ok("vpn_ca", {"pki_dir": pki})
+    return pki

@@ -1,0 +1,108 @@
+"""Interoperability with Debian's real easy-rsa (3.1): we adopt its PKI
+without changing a byte, and its commands work on the PKI we build."""
+
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import ok, openssl, require, snapshot
+
+SEED_CLIENT = "client1.domain.tld"
+
+
+def easyrsa(workdir, pki, *args, extra_env=None):
+    """Run easyrsa from a make-cadir working copy, in batch mode, like the seed procedure."""
+    env = dict(os.environ, EASYRSA_BATCH="1", EASYRSA_PKI=pki, **(extra_env or {}))
+    proc = subprocess.run([os.path.join(workdir, "easyrsa")] + list(args), cwd=workdir, env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, "easyrsa %s failed:\n%s\n%s" % (" ".join(args), proc.stdout, proc.stderr)
+    return proc.stdout + proc.stderr
+
+
+@pytest.fixture
+def easyrsa_workdir(tmp_path):
+    require("easyrsa")
+    workdir = str(tmp_path / "easy-rsa")
+    subprocess.run([require("make-cadir"), workdir], check=True)
+    # make-cadir's vars only repeats the defaults, and easy-rsa 3.1 refuses to run
+    # when it also finds one in the PKI (init-pki puts one there).
+    os.unlink(os.path.join(workdir, "vars"))
+    return workdir
+
+
+@pytest.fixture
+def seed_pki(easyrsa_workdir):
+    """The seed procedure's exact commands (steps 2-5)."""
+    pki = os.path.join(easyrsa_workdir, "pki")
+    easyrsa(easyrsa_workdir, pki, "init-pki")
+    # EASYRSA_REQ_CN only for build-ca: easy-rsa 3.1.0 refuses it for build-*-full in batch mode.
+    easyrsa(easyrsa_workdir, pki, "build-ca", "nopass", extra_env={"EASYRSA_REQ_CN": "Easy-RSA CA"})
+    easyrsa(easyrsa_workdir, pki, "--san=DNS:server", "build-server-full", "server", "nopass")
+    easyrsa(easyrsa_workdir, pki, "build-client-full", SEED_CLIENT, "nopass")
+    return pki
+
+
+def test_adopts_an_easyrsa_pki_without_changing_a_byte(seed_pki):
+    before = snapshot(seed_pki)
+    for check_mode in (True, False):
+        ca = ok("vpn_ca", {"pki_dir": seed_pki}, check_mode=check_mode)
+        server = ok("vpn_cert", {"pki_dir": seed_pki, "name": ["server"], "type": "server"}, check_mode=check_mode)
+        client = ok("vpn_cert", {"pki_dir": seed_pki, "name": [SEED_CLIENT], "type": "client"}, check_mode=check_mode)
+        assert (ca["changed"], ca["action"]) == (False, "unchanged")
+        assert server["changed"] is False and server["certificates"]["server"]["action"] == "unchanged"
+        assert client["changed"] is False and client["certificates"][SEED_CLIENT]["action"] == "unchanged"
+    assert snapshot(seed_pki) == before
+
+
+def test_easyrsa_commands_work_on_our_pki(easyrsa_workdir, tmp_path):
+    pki = str(tmp_path / "ours")
+    ok("vpn_ca", {"pki_dir": pki})
+    ok("vpn_cert", {"pki_dir": pki, "name": ["server"], "type": "server"})
+    issued = ok("vpn_cert", {"pki_dir": pki, "name": [SEED_CLIENT, "bob"], "type": "client"})
+    revoked_serial = issued["certificates"][SEED_CLIENT]["serial"]
+
+    shown = easyrsa(easyrsa_workdir, pki, "show-cert", "server")
+    assert re.search(r"Subject:\s+commonName\s+= server\n", shown), shown
+    easyrsa(easyrsa_workdir, pki, "revoke", SEED_CLIENT)
+    easyrsa(easyrsa_workdir, pki, "gen-crl")
+
+    crl = openssl("crl", "-in", os.path.join(pki, "crl.pem"), "-noout", "-text").stdout
+    assert "Serial Number: %s" % revoked_serial in crl
+    assert issued["certificates"]["bob"]["serial"] not in crl
+    rows = open(os.path.join(pki, "index.txt")).read().splitlines()
+    assert [row.split("\t")[0] for row in rows if revoked_serial in row] == ["R"]
+    assert os.path.exists(os.path.join(pki, "revoked", "certs_by_serial", revoked_serial + ".crt"))
+
+    # The CRL really refuses the revoked certificate and accepts the other one.
+    verdict = openssl("verify", "-crl_check", "-CAfile", os.path.join(pki, "ca.crt"), "-CRLfile", os.path.join(pki, "crl.pem"),
+                      os.path.join(pki, "revoked", "certs_by_serial", revoked_serial + ".crt"), check=False)
+    assert verdict.returncode != 0 and "revoked" in verdict.stdout + verdict.stderr
+    openssl("verify", "-crl_check", "-CAfile", os.path.join(pki, "ca.crt"), "-CRLfile", os.path.join(pki, "crl.pem"),
+            os.path.join(pki, "issued", "bob.crt"))
+
+    # After easyrsa revoked it, we issue the client again, next to its R row.
+    again = ok("vpn_cert", {"pki_dir": pki, "name": [SEED_CLIENT], "type": "client"})
+    assert again["certificates"][SEED_CLIENT]["action"] == "created"
+    statuses = [row.split("\t")[0] for row in open(os.path.join(pki, "index.txt")).read().splitlines() if row.endswith("/CN=" + SEED_CLIENT)]
+    assert sorted(statuses) == ["R", "V"]
+
+
+def _extension_names(path):
+    text = openssl("x509", "-in", path, "-noout", "-text").stdout
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("X509v3 ")]
+
+
+def _usage_lines(path):
+    text = openssl("x509", "-in", path, "-noout", "-ext", "basicConstraints,keyUsage,extendedKeyUsage,subjectAltName").stdout
+    return [line.strip() for line in text.splitlines()]
+
+
+@pytest.mark.parametrize("name,cert_type", [("server", "server"), (SEED_CLIENT, "client")])
+def test_our_certificates_have_easyrsa_extensions(seed_pki, tmp_path, name, cert_type):
+    pki = str(tmp_path / "ours")
+    ok("vpn_ca", {"pki_dir": pki})
+    ok("vpn_cert", {"pki_dir": pki, "name": [name], "type": cert_type})
+    theirs, ours = os.path.join(seed_pki, "issued", name + ".crt"), os.path.join(pki, "issued", name + ".crt")
+    assert _extension_names(ours) == _extension_names(theirs)
+    assert _usage_lines(ours) == _usage_lines(theirs)
