@@ -79,7 +79,7 @@ collection:
 	echo "collection: $$(find $(COLLECTION_ROOT) -type f | wc -l) files in $(COLLECTION_ROOT)"
 
 # ansible-test bootstraps pip in its virtual environments with a get-pip.py it downloads
-# from ci-files.testing.ansible.com, which is unreachable here. It looks first for
+# from its own download host, which is unreachable here. It looks first for
 # ~/.ansible/test/cache/get_pip_<pip version, dots as underscores>.py; the pip version is
 # what ansible-test's own get_venv_packages() says, so the name follows the installed
 # ansible-core release (2.19.x: get_pip_24_2.py).

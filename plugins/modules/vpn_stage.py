@@ -95,7 +95,8 @@ def main():
         argument_spec=dict(
             dest=dict(type="path", required=True),
             certificates=dict(type="list", elements="path", default=[]),
-            private_keys=dict(type="list", elements="path", default=[]),
+            # paths, not key material
+            private_keys=dict(type="list", elements="path", default=[], no_log=False),
         ),
         supports_check_mode=True,
     )
