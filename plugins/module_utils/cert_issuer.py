@@ -224,11 +224,10 @@ class CertificateIssuer(object):
         last_serial = None
         for plan in plans:
             spec = plan.spec
-            if plan.action == "registered":
-                entries.append(valid_entry(plan.cert.serial_number, inspect.not_after(plan.cert), inspect.common_name(plan.cert)))
-                continue
-            if plan.action == "unchanged":
-                if plan.changed:
+            if plan.action in ("unchanged", "registered"):
+                if plan.action == "registered":
+                    entries.append(valid_entry(plan.cert.serial_number, inspect.not_after(plan.cert), inspect.common_name(plan.cert)))
+                if store.mode_of(store.key(spec.name)) != SECRET_MODE:
                     os.chmod(store.key(spec.name), SECRET_MODE)
                 continue
             self._retire(plan)

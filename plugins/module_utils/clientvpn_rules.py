@@ -31,6 +31,11 @@ def check_common_name(field, common_name):
             "%s is empty: AWS Client VPN requires a CN in the certificate subject. "
             "Give %s a non-empty value." % (field, field)
         )
+    if any(ord(char) < 32 or ord(char) == 127 for char in common_name):
+        raise PkiError(
+            "%s %r contains a control character (tab, newline, ...), which would corrupt index.txt. "
+            "Remove it from %s." % (field, common_name, field)
+        )
     if len(common_name) > MAX_COMMON_NAME_LENGTH:
         raise PkiError(
             "%s '%s' is %d characters long; a CN holds at most %d. Use a shorter %s."

@@ -73,11 +73,13 @@ def check_name(name):
         reason = "it contains '..'"
     elif name.startswith("-"):
         reason = "it starts with '-'"
+    elif name.startswith("."):
+        reason = "it starts with '.' (a hidden file)"
     elif name.lower() == "ca":
         reason = "'ca' is the certificate authority's own file name (private/ca.key)"
     elif len(name) > MAX_NAME_LENGTH:
         reason = "it is longer than %d characters" % MAX_NAME_LENGTH
-    elif not _NAME.match(name):
+    elif not _NAME.fullmatch(name):
         reason = "it has characters other than letters, digits and _ . @ + = -"
     if reason:
         raise PkiError(
@@ -175,10 +177,17 @@ class PkiStore(object):
             self.write(self.path(EASYRSA_CONFIG), self.read(config))
 
     def ensure_dir(self, directory):
-        if not os.path.isdir(directory):
-            os.makedirs(directory, DIR_MODE)
-        if stat.S_IMODE(os.stat(directory).st_mode) != DIR_MODE:
-            os.chmod(directory, DIR_MODE)
+        """Create ``directory`` and any missing parent, each 0700 (makedirs would give parents the umask's mode)."""
+        missing = []
+        while not os.path.isdir(directory):
+            missing.append(directory)
+            directory = os.path.dirname(directory)
+        for new in reversed(missing):
+            os.mkdir(new, DIR_MODE)
+            os.chmod(new, DIR_MODE)
+        target = missing[0] if missing else directory
+        if stat.S_IMODE(os.stat(target).st_mode) != DIR_MODE:
+            os.chmod(target, DIR_MODE)
 
     def is_initialised(self):
         return os.path.isfile(self.index) and os.path.isfile(self.serial)
