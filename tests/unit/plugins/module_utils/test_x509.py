@@ -1,0 +1,318 @@
+# -*- coding: utf-8 -*-
+# Copyright: clientvpn.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""x509_profiles (what easy-rsa's x509-types make) and x509_inspect (reading them back)."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
+from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import (
+    build_ca,
+    build_request,
+    generate_key,
+    key_to_pem,
+    normalize_san,
+    sign_leaf,
+    to_pem,
+)
+
+
+def ext(cert, cls):
+    return cert.extensions.get_extension_for_class(cls)
+
+
+@pytest.fixture(scope="module")
+def ca():
+    key = generate_key(1024)
+    return build_ca(key, "Profile CA", 3650, "sha256"), key
+
+
+@pytest.fixture
+def issued(pki, helpers):
+    helpers.issue(pki, "server", "server")
+    helpers.issue(pki, "client1", "client")
+    return {
+        "ca": inspect.load_certificate(pki.ca_cert),
+        "server": inspect.load_certificate(pki.cert("server")),
+        "client": inspect.load_certificate(pki.cert("client1")),
+    }
+
+
+# -- the CA ---------------------------------------------------------------------------
+def test_ca_extensions(ca):
+    cert, key = ca
+    basic = ext(cert, x509.BasicConstraints)
+    assert basic.critical is True
+    assert basic.value.ca is True
+    usage = ext(cert, x509.KeyUsage).value
+    assert usage.key_cert_sign and usage.crl_sign
+    assert not usage.digital_signature and not usage.key_encipherment
+    ski = ext(cert, x509.SubjectKeyIdentifier).value
+    assert ski.digest == x509.SubjectKeyIdentifier.from_public_key(key.public_key()).digest
+    aki = ext(cert, x509.AuthorityKeyIdentifier).value
+    assert aki.key_identifier == ski.digest
+    assert aki.authority_cert_issuer == [x509.DirectoryName(cert.subject)]
+    assert aki.authority_cert_serial_number == cert.serial_number
+    assert cert.subject == cert.issuer
+    assert inspect.common_name(cert) == "Profile CA"
+    assert inspect.is_issued_by(cert, cert)
+
+
+def test_ca_validity(ca):
+    cert, dummy = ca
+    length = cert.not_valid_after_utc - cert.not_valid_before_utc
+    assert length == datetime.timedelta(days=3650)
+    assert abs(cert.not_valid_before_utc - datetime.datetime.now(datetime.timezone.utc)) < datetime.timedelta(minutes=5)
+
+
+def test_ca_made_by_ca_manager(issued):
+    ca = issued["ca"]
+    assert ext(ca, x509.BasicConstraints).value.ca is True
+    assert inspect.rsa_key_size(ca.public_key()) == 1024
+
+
+# -- leaf certificates --------------------------------------------------------------------
+def test_server_certificate(issued):
+    ca, cert = issued["ca"], issued["server"]
+    assert inspect.extended_key_usages(cert) == {ExtendedKeyUsageOID.SERVER_AUTH}
+    usage = ext(cert, x509.KeyUsage).value
+    assert usage.digital_signature and usage.key_encipherment
+    assert not (usage.key_cert_sign or usage.crl_sign or usage.content_commitment or usage.data_encipherment or usage.key_agreement)
+    assert inspect.subject_alt_names(cert) == ["DNS:server"]
+    basic = ext(cert, x509.BasicConstraints).value
+    assert basic.ca is False
+    aki = ext(cert, x509.AuthorityKeyIdentifier).value
+    assert aki.key_identifier == ext(ca, x509.SubjectKeyIdentifier).value.digest
+    assert aki.authority_cert_serial_number == ca.serial_number
+    assert aki.authority_cert_issuer == [x509.DirectoryName(ca.issuer)]
+    assert ext(cert, x509.SubjectKeyIdentifier).value.digest == x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest
+    assert cert.issuer == ca.subject
+    assert inspect.is_issued_by(cert, ca)
+    assert inspect.common_name(cert) == "server"
+
+
+def test_client_certificate(issued):
+    ca, cert = issued["ca"], issued["client"]
+    assert inspect.extended_key_usages(cert) == {ExtendedKeyUsageOID.CLIENT_AUTH}
+    usage = ext(cert, x509.KeyUsage).value
+    assert usage.digital_signature
+    assert not (usage.key_encipherment or usage.key_cert_sign or usage.crl_sign)
+    assert inspect.subject_alt_names(cert) == []
+    with pytest.raises(x509.ExtensionNotFound):
+        ext(cert, x509.SubjectAlternativeName)
+    assert ext(cert, x509.BasicConstraints).value.ca is False
+    assert ext(cert, x509.AuthorityKeyIdentifier).value.key_identifier == ext(ca, x509.SubjectKeyIdentifier).value.digest
+    assert inspect.is_issued_by(cert, ca)
+    assert not inspect.is_issued_by(cert, issued["server"])
+
+
+def test_sign_leaf_serial_days_digest_and_sans(ca, helpers):
+    ca_cert, ca_key = ca
+    key = generate_key(1024)
+    spec = helpers.specs("srv", "server", subject_alt_names=["DNS:vpn.example.com", "IP:10.0.0.1", "email:a@b.c", "URI:https://x"], days=10, digest="sha384")[0]
+    cert = sign_leaf(ca_cert, ca_key, key.public_key(), spec, 0xABCDEF)
+    assert cert.serial_number == 0xABCDEF
+    assert inspect.serial_hex(cert) == "ABCDEF"
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc == datetime.timedelta(days=10)
+    assert cert.signature_hash_algorithm.name == "sha384"
+    assert sorted(inspect.subject_alt_names(cert)) == sorted(["DNS:vpn.example.com", "IP:10.0.0.1", "email:a@b.c", "URI:https://x"])
+    assert inspect.key_matches(key, cert)
+    assert not inspect.key_matches(ca_key, cert)
+    assert inspect.expires_within(cert, 11)
+    assert not inspect.expires_within(cert, 9)
+    assert inspect.leaf_differences(cert, spec) == []
+    facts = inspect.facts(cert)
+    assert facts["serial"] == "ABCDEF" and facts["key"] == "RSA 1024" and facts["common_name"] == "srv"
+
+
+def test_leaf_differences_names_what_differs(ca, helpers):
+    ca_cert, ca_key = ca
+    key = generate_key(1024)
+    cert = sign_leaf(ca_cert, ca_key, key.public_key(), helpers.specs("srv", "server")[0], 5)
+    other = helpers.specs("srv", "client", common_name="other")[0]
+    reasons = inspect.leaf_differences(cert, other)
+    assert len(reasons) == 3
+    assert "common name is 'srv', wanted 'other'" in reasons[0]
+    assert "DNS:srv" in reasons[1]
+    assert "client-only" in reasons[2]
+
+
+def test_build_request_carries_sans():
+    key = generate_key(1024)
+    request = build_request(key, "server", ["DNS:server"], "sha256")
+    assert request.is_signature_valid
+    sans = request.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["server"]
+
+
+# -- subject alternative names ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "entry, normal",
+    [
+        ("dns:x", "DNS:x"),
+        ("DNS:server", "DNS:server"),
+        (" Dns : vpn.example.com ", "DNS:vpn.example.com"),
+        ("ip:10.0.0.1", "IP:10.0.0.1"),
+        ("IP:2001:DB8::1", "IP:2001:db8::1"),
+        ("EMAIL:a@b.c", "email:a@b.c"),
+        ("uri:https://example.com/x", "URI:https://example.com/x"),
+    ],
+)
+def test_normalize_san(entry, normal):
+    assert normalize_san(entry) == normal
+
+
+def test_normalize_san_leading_zero_ip_is_refused_or_normalized():
+    try:
+        result = normalize_san("IP:010.0.0.1")
+    except PkiError as exc:
+        assert "010.0.0.1" in str(exc)
+    else:
+        # never read as octal 8.0.0.1
+        assert result == "IP:10.0.0.1"
+
+
+@pytest.mark.parametrize("entry", ["garbage", "server", "DNS:", "FOO:bar", ":x", "IP:not-an-ip", "IP:300.1.1.1", ""])
+def test_normalize_san_garbage(entry):
+    with pytest.raises(PkiError) as caught:
+        normalize_san(entry)
+    assert repr(entry) in str(caught.value)
+
+
+# -- keys -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def key():
+    return generate_key(1024)
+
+
+def test_key_to_pem_is_pkcs8(key):
+    assert key_to_pem(key).startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert key_to_pem(key, "pw").startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----")
+
+
+def test_load_clear_key(tmp_path, key):
+    path = tmp_path / "k.key"
+    path.write_bytes(key_to_pem(key))
+    loaded, encrypted = inspect.load_private_key(str(path))
+    assert encrypted is False
+    assert inspect.public_key_der(loaded.public_key()) == inspect.public_key_der(key.public_key())
+    # a passphrase given for a clear key is ignored
+    loaded, encrypted = inspect.load_private_key(str(path), "unused")
+    assert encrypted is False
+
+
+def test_load_encrypted_key(tmp_path, key):
+    path = tmp_path / "k.key"
+    path.write_bytes(key_to_pem(key, "s3cret"))
+    loaded, encrypted = inspect.load_private_key(str(path), "s3cret")
+    assert encrypted is True
+    assert inspect.public_key_der(loaded.public_key()) == inspect.public_key_der(key.public_key())
+
+
+def test_encrypted_key_without_passphrase_names_field(tmp_path, key):
+    path = tmp_path / "k.key"
+    path.write_bytes(key_to_pem(key, "s3cret"))
+    with pytest.raises(PkiError) as caught:
+        inspect.load_private_key(str(path), None, "ca_passphrase")
+    assert "ca_passphrase" in str(caught.value)
+    assert str(path) in str(caught.value)
+
+
+def test_traditional_encrypted_key_without_passphrase(tmp_path, key):
+    path = tmp_path / "k.key"
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.BestAvailableEncryption(b"pw")
+    )
+    path.write_bytes(pem)
+    with pytest.raises(PkiError, match="ca_passphrase"):
+        inspect.load_private_key(str(path), None, "ca_passphrase")
+
+
+def test_wrong_passphrase(tmp_path, key):
+    path = tmp_path / "k.key"
+    path.write_bytes(key_to_pem(key, "s3cret"))
+    with pytest.raises(PkiError) as caught:
+        inspect.load_private_key(str(path), "Hunter2xyz", "ca_passphrase")
+    assert str(path) in str(caught.value)
+    assert "ca_passphrase" in str(caught.value)
+    assert "Hunter2xyz" not in str(caught.value)
+
+
+@pytest.mark.parametrize("data", [b"garbage", b"", b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"])
+def test_garbage_key(tmp_path, data):
+    path = tmp_path / "k.key"
+    path.write_bytes(data)
+    with pytest.raises(PkiError) as caught:
+        inspect.load_private_key(str(path))
+    assert str(path) in str(caught.value)
+
+
+# -- certificates on disk -------------------------------------------------------------------------
+def test_load_certificate_garbage(tmp_path):
+    path = tmp_path / "c.crt"
+    path.write_bytes(b"this is not a certificate\n")
+    with pytest.raises(PkiError) as caught:
+        inspect.load_certificate(str(path))
+    assert str(path) in str(caught.value)
+
+
+def test_load_certificate_truncated(tmp_path, ca):
+    pem = to_pem(ca[0])
+    path = tmp_path / "c.crt"
+    path.write_bytes(pem[: len(pem) // 2])
+    with pytest.raises(PkiError) as caught:
+        inspect.load_certificate(str(path))
+    assert str(path) in str(caught.value)
+
+
+def test_load_certificate_with_corrupt_body(tmp_path, ca):
+    lines = to_pem(ca[0]).split(b"\n")
+    lines[3] = b"A" * len(lines[3])
+    path = tmp_path / "c.crt"
+    path.write_bytes(b"\n".join(lines))
+    with pytest.raises(PkiError) as caught:
+        inspect.load_certificate(str(path))
+    assert str(path) in str(caught.value)
+
+
+def test_load_certificate_after_easyrsa_text_dump(tmp_path, ca):
+    """easy-rsa 3.1 writes issued/<name>.crt as `openssl x509 -text` output followed by the PEM."""
+    cert = ca[0]
+    dump = (
+        "Certificate:\n"
+        "    Data:\n"
+        "        Version: 3 (0x2)\n"
+        "        Serial Number:\n"
+        "            f7:d1:fb:8d:1f:d5:1d:fb:fe:e8:d3:1c:98:79:5d:f1\n"
+        "        Signature Algorithm: sha256WithRSAEncryption\n"
+        "        Issuer: CN=Profile CA\n"
+        "        Validity\n"
+        "            Not Before: Nov 24 20:06:30 2026 GMT\n"
+        "            Not After : Feb 26 20:06:30 2029 GMT\n"
+        "        Subject: CN=server\n"
+        "        X509v3 extensions:\n"
+        "            X509v3 Basic Constraints: \n"
+        "                CA:FALSE\n"
+        "    Signature Algorithm: sha256WithRSAEncryption\n"
+        "    Signature Value:\n"
+        "        3a:4f:00:11\n"
+    ).encode()
+    path = tmp_path / "server.crt"
+    path.write_bytes(dump + to_pem(cert))
+    loaded = inspect.load_certificate(str(path))
+    assert loaded.serial_number == cert.serial_number
+    assert loaded == cert
+
+
+def test_key_kind_and_is_encrypted_pem(key):
+    assert inspect.key_kind(key.public_key()) == "RSA 1024"
+    assert inspect.is_encrypted_pem(key_to_pem(key, "x"))
+    assert not inspect.is_encrypted_pem(key_to_pem(key))
