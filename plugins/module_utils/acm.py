@@ -1,0 +1,323 @@
+# -*- coding: utf-8 -*-
+# Copyright: clientvpn.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One certificate in AWS Certificate Manager: find it, compare it, import it.
+
+Finding never scans the whole account when it can help it: an explicit ARN,
+else the ARN recorded in the PKI directory after the first import (one
+``get_certificate``, which also gives what to compare), else the identity
+tags set at first import, looked up only on certificates whose domain
+matches. A run with nothing to change makes one ACM read and no write.
+
+A renewed certificate is re-imported into the same ARN (the Client VPN
+endpoint follows the ARN), without tags in that call (ACM forbids them on
+re-import); tags are then reconciled separately, which also restores them
+where an endpoint drops them on re-import (moto does, real ACM keeps them).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+except ImportError:  # pragma: no cover - reported by the modules
+    pass
+
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils.aws import aws_call, describe_error, is_not_found
+from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import check_importable
+from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
+from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
+
+try:
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError:  # pragma: no cover - reported by the modules
+    BotoCoreError = ClientError = Exception
+
+RECORD_FILE = "acm-certificates.json"
+TAG_CA = "clientvpn.pki:ca-sha256"
+TAG_NAME = "clientvpn.pki:name"
+
+
+class LocalCertificate(object):
+    """The certificate, key and chain on this host, validated against every rule."""
+
+    def __init__(self, certificate, private_key, certificate_chain, passphrase=None, cert_type="server", now=None):
+        self.leaf = inspect.load_certificate(certificate)
+        self.chain = _load_chain(certificate_chain)
+        key, encrypted = inspect.load_private_key(private_key, passphrase, "private_key_passphrase")
+        if encrypted:
+            # ACM takes only an unencrypted key: decrypt in memory, never on disk.
+            key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        else:
+            with open(private_key, "rb") as handle:
+                key_pem = handle.read()
+        check_importable(self.leaf, key, key_pem, self.chain, cert_type, now or datetime.datetime.now(datetime.timezone.utc))
+        self.key_pem = key_pem
+        self.leaf_pem = self.leaf.public_bytes(serialization.Encoding.PEM)
+        self.chain_pem = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in self.chain)
+
+    @property
+    def ca_fingerprint(self):
+        return hashlib.sha256(self.chain[0].public_bytes(serialization.Encoding.DER)).hexdigest()
+
+    @property
+    def domain(self):
+        dns = [san[4:] for san in inspect.subject_alt_names(self.leaf) if san.startswith("DNS:")]
+        return dns[0] if dns else inspect.common_name(self.leaf)
+
+    def facts(self):
+        return {"serial": inspect.serial_hex(self.leaf), "not_after": inspect.not_after(self.leaf).isoformat(), "domain": self.domain}
+
+    def matches(self, remote):
+        """Same leaf, and ACM's chain starts with ours (an endpoint may append its own roots)."""
+        leaf_pem, chain_pem = remote
+        if _der_list(leaf_pem) != _der_list(self.leaf_pem):
+            return False
+        ours, theirs = _der_list(self.chain_pem), _der_list(chain_pem)
+        return theirs[: len(ours)] == ours
+
+
+def _load_chain(path):
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        chain = x509.load_pem_x509_certificates(data)
+    except ValueError as exc:
+        raise PkiError("certificate_chain %s holds no readable PEM certificate (%s)." % (path, exc))
+    return chain
+
+
+def _der_list(pem):
+    if not pem:
+        return []
+    data = pem.encode() if isinstance(pem, str) else pem
+    return [cert.public_bytes(serialization.Encoding.DER) for cert in x509.load_pem_x509_certificates(data)]
+
+
+class ArnRecord(object):
+    """``acm-certificates.json`` in the PKI directory: region -> name -> ARN and the tags last set."""
+
+    def __init__(self, store):
+        self.store = store
+        self.path = store.path(RECORD_FILE)
+
+    def load(self):
+        if not os.path.exists(self.path):
+            return {}
+        try:
+            return json.loads(self.store.read(self.path).decode("utf-8"))
+        except ValueError as exc:
+            raise PkiError("%s is not valid JSON (%s): remove it; the certificates are then found by their tags." % (self.path, exc))
+
+    def get(self, region, name):
+        return self.load().get(region, {}).get(name)
+
+    def put(self, region, name, entry):
+        data = self.load()
+        if entry is None:
+            if name not in data.get(region, {}):
+                return
+            data[region].pop(name)
+        else:
+            data.setdefault(region, {})[name] = entry
+        self.store.write(self.path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+
+
+class AcmCertificate(object):
+    """Brings one ACM certificate to the wanted state: present (same files) or absent."""
+
+    def __init__(self, client, name, pki_dir, module, local=None, certificate_arn=None, tags=None, purge_tags=True, state="present"):
+        self.client = client
+        self.region = client.meta.region_name
+        self.name = name
+        self.local = local
+        self.certificate_arn = certificate_arn
+        self.tags = tags
+        self.purge_tags = purge_tags
+        self.state = state
+        self.store = PkiStore(module, pki_dir)
+        self.record = ArnRecord(self.store)
+        self.calls = {"read": 0, "write": 0}
+
+    # -- API wrappers that count -------------------------------------------------
+    def _read(self, operation, **kwargs):
+        self.calls["read"] += 1
+        return aws_call("ACM %s" % operation, getattr(self.client, operation), **kwargs)
+
+    def _write(self, operation, **kwargs):
+        self.calls["write"] += 1
+        return aws_call("ACM %s" % operation, getattr(self.client, operation), **kwargs)
+
+    def _fetch(self, arn):
+        """(leaf PEM, chain PEM) held by ACM, or None when the ARN no longer exists."""
+        self.calls["read"] += 1
+        try:
+            response = self.client.get_certificate(CertificateArn=arn)
+        except (BotoCoreError, ClientError) as exc:
+            if is_not_found(exc):
+                return None
+            raise describe_error(exc, "ACM get_certificate %s" % arn)
+        return response.get("Certificate"), response.get("CertificateChain")
+
+    # -- finding -------------------------------------------------------------------
+    def _identity_tags(self):
+        return {TAG_NAME: self.name, TAG_CA: self.local.ca_fingerprint}
+
+    def _find(self):
+        """(arn, remote material), or (None, None): explicit ARN, then the record, then the tags."""
+        if self.certificate_arn:
+            remote = self._fetch(self.certificate_arn)
+            if remote is None:
+                raise PkiError(
+                    "certificate_arn %s does not exist in %s. Give an existing ARN, or leave certificate_arn "
+                    "unset to import a new certificate." % (self.certificate_arn, self.region)
+                )
+            return self.certificate_arn, remote
+        recorded = self.record.get(self.region, self.name)
+        if recorded:
+            remote = self._fetch(recorded["arn"])
+            if remote is not None:
+                return recorded["arn"], remote
+        # The tags identify this PKI's CA, so they are only searched with the local material.
+        arn = self._find_by_tags() if self.local is not None else None
+        if arn:
+            return arn, self._fetch(arn)
+        return None, None
+
+    def _find_by_tags(self):
+        wanted = self._identity_tags()
+        domains = (self.local.domain, inspect.common_name(self.local.leaf))
+        paginator = self.client.get_paginator("list_certificates")
+        try:
+            pages = list(paginator.paginate(Includes={"keyTypes": ["RSA_1024", "RSA_2048"]}))
+        except (BotoCoreError, ClientError) as exc:
+            raise describe_error(exc, "ACM list_certificates")
+        self.calls["read"] += len(pages)
+        for page in pages:
+            for summary in page.get("CertificateSummaryList", []):
+                if summary.get("DomainName") not in domains:
+                    continue
+                tags = self._remote_tags(summary["CertificateArn"])
+                if all(tags.get(key) == value for key, value in wanted.items()):
+                    return summary["CertificateArn"]
+        return None
+
+    def _remote_tags(self, arn):
+        response = self._read("list_tags_for_certificate", CertificateArn=arn)
+        return dict((tag["Key"], tag.get("Value", "")) for tag in response.get("Tags", []))
+
+    # -- deciding and doing ------------------------------------------------------------
+    def run(self, check_mode):
+        with self.store.locked(exclusive=not check_mode):
+            if self.state == "absent":
+                return self._absent(check_mode)
+            return self._present(check_mode)
+
+    def _desired_tags(self, current):
+        desired = dict(current) if (self.tags is None or not self.purge_tags) else {}
+        desired.update(self.tags or {})
+        desired.update(self._identity_tags())
+        return desired
+
+    def _present(self, check_mode):
+        arn, remote = self._find()
+        if arn is None:
+            action = "imported"
+        elif self.local.matches(remote):
+            action = "unchanged"
+        else:
+            self._check_same_key_kind(arn, remote)
+            action = "reimported"
+        if not check_mode:
+            if action == "imported":
+                tags = self._desired_tags({})
+                arn = self._write(
+                    "import_certificate",
+                    Certificate=self.local.leaf_pem,
+                    PrivateKey=self.local.key_pem,
+                    CertificateChain=self.local.chain_pem,
+                    Tags=[{"Key": key, "Value": value} for key, value in sorted(tags.items())],
+                )["CertificateArn"]
+            elif action == "reimported":
+                # Same ARN, and no Tags: ACM refuses tags on re-import.
+                self._write(
+                    "import_certificate",
+                    CertificateArn=arn,
+                    Certificate=self.local.leaf_pem,
+                    PrivateKey=self.local.key_pem,
+                    CertificateChain=self.local.chain_pem,
+                )
+        tags, tags_changed = self._reconcile_tags(arn, action, check_mode)
+        changed = action != "unchanged" or tags_changed
+        entry = {"arn": arn, "tags": tags}
+        if not check_mode and self.record.get(self.region, self.name) != entry:
+            self.record.put(self.region, self.name, entry)
+        return self._result(arn, action, changed, tags)
+
+    def _check_same_key_kind(self, arn, remote):
+        theirs = x509.load_pem_x509_certificate(remote[0].encode() if isinstance(remote[0], str) else remote[0])
+        if inspect.key_kind(theirs.public_key()) != inspect.key_kind(self.local.leaf.public_key()):
+            raise PkiError(
+                "%s holds a %s certificate; the new one has a %s key. ACM re-import cannot change the key type or "
+                "size: keep the key size (vpn_cert renews with the same key), or import into a new ARN."
+                % (arn, inspect.key_kind(theirs.public_key()), inspect.key_kind(self.local.leaf.public_key()))
+            )
+
+    def _reconcile_tags(self, arn, action, check_mode):
+        """Bring tags to the wanted set; read them only when the record cannot vouch for them."""
+        recorded = (self.record.get(self.region, self.name) or {}) if arn else {}
+        if action == "imported":
+            return self._desired_tags({}), False
+        wanted_if_recorded = self._desired_tags(recorded.get("tags", {}))
+        if action == "unchanged" and recorded.get("arn") == arn and recorded.get("tags") == wanted_if_recorded:
+            return wanted_if_recorded, False
+        current = self._remote_tags(arn)
+        desired = self._desired_tags(current)
+        to_add = dict((key, value) for key, value in desired.items() if current.get(key) != value)
+        to_remove = [key for key in current if key not in desired]
+        if not check_mode:
+            if to_remove:
+                self._write("remove_tags_from_certificate", CertificateArn=arn,
+                            Tags=[{"Key": key, "Value": current[key]} for key in sorted(to_remove)])
+            if to_add:
+                self._write("add_tags_to_certificate", CertificateArn=arn,
+                            Tags=[{"Key": key, "Value": value} for key, value in sorted(to_add.items())])
+        return desired, bool(to_add or to_remove)
+
+    def _absent(self, check_mode):
+        arn, dummy = self._find()
+        if arn is None:
+            result = self._result(None, "unchanged", False, {})
+            if not self.certificate_arn:
+                result["warnings"].append(
+                    "no ARN recorded for %s in %s (%s): nothing deleted. Give certificate_arn to delete a "
+                    "certificate this PKI did not record." % (self.name, self.region, self.record.path)
+                )
+            return result
+        if not check_mode:
+            self._write("delete_certificate", CertificateArn=arn)
+            self.record.put(self.region, self.name, None)
+        return self._result(arn, "deleted", True, {})
+
+    def _result(self, arn, action, changed, tags):
+        result = {
+            "changed": changed,
+            "action": action,
+            "certificate_arn": arn,
+            "region": self.region,
+            "name": self.name,
+            "tags": tags,
+            "api_calls": dict(self.calls),
+            "warnings": [],
+            "diff": {"before": {}, "after": {}},
+        }
+        if self.local is not None:
+            result.update(self.local.facts())
+            result["diff"]["after"] = dict(self.local.facts(), certificate_arn=arn or "(new)")
+        return result

@@ -1,0 +1,306 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: clientvpn.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vpn_acm_import
+short_description: Import a Client VPN certificate into AWS Certificate Manager, and keep it there
+version_added: 0.1.0
+description:
+  - Imports a certificate, its private key and its CA chain into ACM, as step 7 of the AWS Client VPN mutual
+    authentication procedure does with C(aws acm import-certificate). Files are read on the host where the
+    module runs, so keys never pass through the controller.
+  - "Finds the certificate it manages without scanning the account: O(certificate_arn) when given, else the ARN
+    it recorded in O(pki_dir) (C(acm-certificates.json), per region and O(name)) after the first import, verified
+    to still exist, else the tags it set at first import (C(clientvpn.pki:name) and C(clientvpn.pki:ca-sha256),
+    the CA's fingerprint), looked up only among certificates whose domain matches."
+  - Idempotent by comparing what ACM holds with the local files. Same certificate and chain - nothing is
+    written, and a run with nothing to change makes one ACM read. Another certificate (renewed) - it is
+    re-imported into the same ARN, which the Client VPN endpoint follows, without tags in that call (ACM
+    forbids them); tags are then reconciled in separate calls. Extra certificates an endpoint returns after the
+    chain are ignored.
+  - Validates before any API call - the key belongs to the certificate, RSA 1024 or 2048 (Client VPN), a CN,
+    for a server certificate a DNS SAN and extendedKeyUsage serverAuth, valid now, the chain signs the
+    certificate, the key is unencrypted PEM under 5,120 bytes (an encrypted key is decrypted in memory with
+    O(private_key_passphrase)).
+  - AWS errors come back as one message with the AWS error code. Throttling is retried by botocore's
+    C(standard) retry mode.
+author:
+  - clientvpn.pki contributors (@clientvpn)
+requirements:
+  - boto3
+  - botocore
+  - cryptography >= 40.0
+attributes:
+  check_mode:
+    support: full
+    description: No API write; RV(action) says whether a real run would import, re-import, delete or leave it.
+  diff_mode:
+    support: partial
+    description: Shows the serial, expiry and domain that ACM would hold. Never key material.
+  idempotent:
+    support: full
+    description: What ACM holds is compared with the local files first; a second run writes nothing.
+  action_group:
+    support: full
+    membership:
+      - clientvpn.pki.aws
+options:
+  certificate:
+    description:
+      - Path of the PEM certificate to import (for example C(issued/server.crt)). Required with O(state=present).
+    type: path
+  private_key:
+    description:
+      - Path of its private key. Required with O(state=present).
+    type: path
+  private_key_passphrase:
+    description:
+      - Passphrase of an encrypted O(private_key). The key is decrypted in memory only.
+    type: str
+  certificate_chain:
+    description:
+      - Path of the PEM chain - the CA certificate (C(ca.crt)), intermediates first, root last, leaf excluded.
+        Required with O(state=present).
+    type: path
+  certificate_arn:
+    description:
+      - Import into (or delete) this ARN. Without it the module finds the ARN itself (see the description).
+    type: str
+  name:
+    description:
+      - Name of the certificate in the ARN record and the C(clientvpn.pki:name) tag.
+      - Defaults to the certificate's file name without its extension (C(server) for C(issued/server.crt)).
+        Required with O(state=absent) unless O(certificate_arn) is given.
+    type: str
+  pki_dir:
+    description:
+      - Directory in which the ARN is recorded (C(acm-certificates.json)).
+      - Defaults to the easy-rsa PKI of O(certificate) (the parent of C(issued/)), else the certificate's directory.
+        Required with O(state=absent) unless O(certificate_arn) is given.
+    type: path
+  type:
+    description:
+      - V(server) checks the server rules (DNS SAN, serverAuth); V(client) only the common ones.
+    type: str
+    choices: [server, client]
+    default: server
+  tags:
+    description:
+      - Tags to set. The C(clientvpn.pki:) identity tags are always added.
+      - Unset, existing tags are left as they are.
+    type: dict
+  purge_tags:
+    description:
+      - Remove tags not in O(tags) (never the identity tags). Only when O(tags) is given.
+    type: bool
+    default: true
+  state:
+    description:
+      - V(present) imports or re-imports; V(absent) deletes the certificate from ACM.
+    type: str
+    choices: [present, absent]
+    default: present
+  region:
+    description:
+      - AWS region; the region of the Client VPN endpoint. Environment C(AWS_REGION) or C(AWS_DEFAULT_REGION), or the profile's.
+    type: str
+    aliases: [aws_region]
+  profile:
+    description:
+      - Named profile of the AWS configuration files. Environment C(AWS_PROFILE).
+    type: str
+    aliases: [aws_profile]
+  access_key:
+    description:
+      - AWS access key ID. Unset, the standard boto3 credential chain is used (environment, profile, instance role).
+    type: str
+    aliases: [aws_access_key_id, aws_access_key]
+  secret_key:
+    description:
+      - AWS secret access key.
+    type: str
+    aliases: [aws_secret_access_key, aws_secret_key]
+  session_token:
+    description:
+      - AWS session token for temporary credentials.
+    type: str
+    aliases: [aws_session_token]
+  endpoint_url:
+    description:
+      - ACM endpoint URL, for example a local test endpoint. Environment C(AWS_ENDPOINT_URL).
+    type: str
+    aliases: [aws_endpoint_url]
+  validate_certs:
+    description:
+      - Verify the endpoint's TLS certificate.
+    type: bool
+    default: true
+notes:
+  - "Set the connection options once for every AWS module of the collection with
+    C(module_defaults: {group/clientvpn.pki.aws: {region: ...}})."
+  - Real ACM keeps tags on re-import; some test endpoints drop them. The tags are checked and restored after a re-import either way.
+seealso:
+  - module: clientvpn.pki.vpn_cert
+  - name: ImportCertificate
+    description: The ACM API this module calls.
+    link: https://docs.aws.amazon.com/acm/latest/APIReference/API_ImportCertificate.html
+"""
+
+EXAMPLES = r"""
+- name: Import the server certificate with its CA, as aws acm import-certificate does
+  clientvpn.pki.vpn_acm_import:
+    certificate: /srv/clientvpn/pki/issued/server.crt
+    private_key: /srv/clientvpn/pki/private/server.key
+    certificate_chain: /srv/clientvpn/pki/ca.crt
+    region: eu-west-1
+    tags:
+      Project: client-vpn
+  register: server_acm
+
+- name: Re-import a renewed certificate into the ARN the endpoint uses
+  clientvpn.pki.vpn_acm_import:
+    certificate: /srv/clientvpn/pki/issued/server.crt
+    private_key: /srv/clientvpn/pki/private/server.key
+    certificate_chain: /srv/clientvpn/pki/ca.crt
+    certificate_arn: arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012
+    region: eu-west-1
+
+- name: Connection options once for the whole block
+  module_defaults:
+    group/clientvpn.pki.aws:
+      region: eu-west-1
+      profile: vpn-admin
+  block:
+    - name: Import a client certificate (only needed when its CA differs from the server's)
+      clientvpn.pki.vpn_acm_import:
+        certificate: /srv/clientvpn/pki/issued/client1.domain.tld.crt
+        private_key: /srv/clientvpn/pki/private/client1.domain.tld.key
+        certificate_chain: /srv/clientvpn/pki/ca.crt
+        type: client
+
+- name: Delete the server certificate from ACM
+  clientvpn.pki.vpn_acm_import:
+    name: server
+    pki_dir: /srv/clientvpn/pki
+    state: absent
+    region: eu-west-1
+"""
+
+RETURN = r"""
+certificate_arn:
+  description: ARN of the certificate in ACM. Null in check mode before a first import, and when nothing was found to delete.
+  returned: success
+  type: str
+  sample: arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012
+action:
+  description: What was done (or, in check mode, would be).
+  returned: success
+  type: str
+  choices: [imported, reimported, unchanged, deleted]
+  sample: imported
+region:
+  description: The region used.
+  returned: success
+  type: str
+  sample: eu-west-1
+name:
+  description: The name under which the ARN is recorded and tagged.
+  returned: success
+  type: str
+  sample: server
+serial:
+  description: Serial number of the local certificate, upper-case hex.
+  returned: when O(state=present)
+  type: str
+  sample: F7D1FB8D1FD51DFBFEE8D31C98795DF1
+not_after:
+  description: End of validity of the local certificate (ISO 8601, UTC).
+  returned: when O(state=present)
+  type: str
+  sample: "2029-02-26T20:06:30+00:00"
+domain:
+  description: The certificate's domain (first DNS SAN, else the CN).
+  returned: when O(state=present)
+  type: str
+  sample: server
+tags:
+  description: The tags the certificate carries after the run.
+  returned: when O(state=present)
+  type: dict
+  sample: {"clientvpn.pki:name": "server", "clientvpn.pki:ca-sha256": "9f86d0...", "Project": "client-vpn"}
+api_calls:
+  description: How many ACM read and write calls this run made.
+  returned: success
+  type: dict
+  sample: {"read": 1, "write": 0}
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.clientvpn.pki.plugins.module_utils.acm import AcmCertificate, LocalCertificate
+from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC, build_client
+from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
+from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
+
+
+def default_pki_dir(certificate):
+    directory = os.path.dirname(os.path.abspath(certificate))
+    return os.path.dirname(directory) if os.path.basename(directory) == "issued" else directory
+
+
+def main():
+    argument_spec = dict(
+        certificate=dict(type="path"),
+        private_key=dict(type="path", no_log=False),
+        private_key_passphrase=dict(type="str", no_log=True),
+        certificate_chain=dict(type="path"),
+        certificate_arn=dict(type="str"),
+        name=dict(type="str"),
+        pki_dir=dict(type="path"),
+        type=dict(type="str", default="server", choices=["server", "client"]),
+        tags=dict(type="dict"),
+        purge_tags=dict(type="bool", default=True),
+        state=dict(type="str", default="present", choices=["present", "absent"]),
+    )
+    argument_spec.update(AWS_ARGUMENT_SPEC)
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        required_if=[("state", "present", ("certificate", "private_key", "certificate_chain"))],
+        supports_check_mode=True,
+    )
+    params = module.params
+
+    def make_certificate():
+        certificate = params["certificate"]
+        name = params["name"] or (os.path.splitext(os.path.basename(certificate))[0] if certificate else None)
+        pki_dir = params["pki_dir"] or (default_pki_dir(certificate) if certificate else None)
+        if not (name and pki_dir) and not params["certificate_arn"]:
+            raise PkiError("state=absent needs certificate_arn, or name and pki_dir (or certificate) to find the recorded ARN.")
+        local = None
+        if params["state"] == "present":
+            local = LocalCertificate(
+                certificate, params["private_key"], params["certificate_chain"], params["private_key_passphrase"], params["type"]
+            )
+        return AcmCertificate(
+            build_client("acm", params),
+            name=name or "unnamed",
+            pki_dir=pki_dir or os.getcwd(),
+            module=module,
+            local=local,
+            certificate_arn=params["certificate_arn"],
+            tags=params["tags"],
+            purge_tags=params["purge_tags"],
+            state=params["state"],
+        )
+
+    run_backend(module, make_certificate, needs_boto3=True)
+
+
+if __name__ == "__main__":
+    main()
