@@ -243,7 +243,7 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.clientvpn.pki.plugins.module_utils.acm import AcmCertificate, LocalCertificate
+from ansible_collections.clientvpn.pki.plugins.module_utils.acm import AcmCertificate, LocalCertificate, PendingImport
 from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC, build_client
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
@@ -283,6 +283,8 @@ def main():
         if not (name and pki_dir) and not params["certificate_arn"]:
             raise PkiError("state=absent needs certificate_arn, or name and pki_dir (or certificate) to find the recorded ARN.")
         local = None
+        if params["state"] == "present" and module.check_mode and not os.path.exists(certificate):
+            return PendingImport(name, params["region"])
         if params["state"] == "present":
             local = LocalCertificate(
                 certificate, params["private_key"], params["certificate_chain"], params["private_key_passphrase"], params["type"]

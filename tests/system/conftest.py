@@ -114,3 +114,30 @@ def ca(tmp_path):
     pki = str(tmp_path / "pki")
     ok("vpn_ca", {"pki_dir": pki})
     return pki
+
+
+@pytest.fixture
+def local_acm(tmp_path):
+    """moto's server on a free 127.0.0.1 port: a real HTTP ACM endpoint, stopped afterwards.
+
+    ``local_acm.requests()`` lists the ACM operations it received (moto's recorder).
+    """
+    try:
+        import moto.server  # noqa: F401 pylint: disable=unused-import
+    except ImportError:
+        message = "moto[server] is not installed (make test installs it in .venv)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
+    from local_acm import LocalAcm  # pylint: disable=import-outside-toplevel
+
+    endpoint = LocalAcm(str(tmp_path / "local-acm"))
+    endpoint.start()
+    os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
+    try:
+        yield endpoint
+    finally:
+        endpoint.stop()
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            os.environ.pop(name, None)

@@ -1,40 +1,53 @@
-"""The clientvpn.pki.mutual_auth playbook end to end, as a user runs it:
-check mode, real, check mode, real; then what it left on disk."""
+"""The clientvpn.pki.mutual_auth playbook end to end, as a user runs it, against
+a real HTTP ACM endpoint on 127.0.0.1 (moto's server): check mode, real, check
+mode, real; then a renewal re-imported into the same ARN."""
 
+import json
 import os
 import stat
 
 from conftest import openssl, playbook, recap
 
 CLIENTS = ["client1.domain.tld", "alice.example.com"]
+ACM_WRITES = {"ImportCertificate", "AddTagsToCertificate", "RemoveTagsFromCertificate", "DeleteCertificate"}
 
 
-def _run(tmp_path, check=False, extra=()):
+def _run(tmp_path, endpoint, check=False, extra=()):
     args = [
         "clientvpn.pki.mutual_auth",
         "-e", "pki_dir=%s" % (tmp_path / "pki"),
         "-e", "stage_dir=%s" % (tmp_path / "custom_folder"),
-        "-e", '{"pki_clients": %s}' % ("[%s]" % ", ".join('"%s"' % c for c in CLIENTS)),
+        "-e", json.dumps({"pki_clients": CLIENTS}),
+        "-e", "acm_region=eu-west-1",
+        "-e", "acm_endpoint_url=%s" % endpoint.url,
     ] + list(extra)
     return playbook(args, check=check)
 
 
-def test_mutual_auth_is_idempotent_and_stages_the_material(tmp_path):
-    first_check = recap(_run(tmp_path, check=True).stdout)
+def test_mutual_auth_end_to_end(tmp_path, local_acm):
+    first_check = recap(_run(tmp_path, local_acm, check=True).stdout)
     assert first_check["changed"] > 0 and first_check["failed"] == 0
     assert not (tmp_path / "pki").exists() and not (tmp_path / "custom_folder").exists()
+    assert not ACM_WRITES & set(local_acm.requests())
 
-    first = recap(_run(tmp_path).stdout)
+    first = recap(_run(tmp_path, local_acm).stdout)
     assert first["changed"] > 0
+    stage = tmp_path / "custom_folder"
+    arns = json.loads((stage / "acm-arns.json").read_text())
+    server_arn = arns["server"]["certificate_arn"]
+    assert server_arn.startswith("arn:aws:acm:eu-west-1:")
+    assert arns["client_root_certificate_chain_arn"] == server_arn and arns["clients"] == {}
 
-    second_check = recap(_run(tmp_path, check=True).stdout)
-    second = _run(tmp_path, extra=["-v"])
+    seen = len(local_acm.requests())
+    second_check = recap(_run(tmp_path, local_acm, check=True).stdout)
+    second = _run(tmp_path, local_acm, extra=["-v"])
     assert second_check["changed"] == 0
     assert recap(second.stdout)["changed"] == 0
     assert "PRIVATE KEY" not in second.stdout
+    # Nothing to change: one ACM read per run (the server certificate), no write.
+    assert local_acm.requests()[seen:] == ["GetCertificate", "GetCertificate"]
 
-    stage = tmp_path / "custom_folder"
-    expected = {"ca.crt", "server.crt", "server.key"} | {c + ".crt" for c in CLIENTS} | {c + ".key" for c in CLIENTS}
+    expected = {"ca.crt", "server.crt", "server.key", "acm-arns.json"} | {c + ".crt" for c in CLIENTS} | {c + ".key" for c in CLIENTS}
     assert set(os.listdir(stage)) == expected
     assert stat.S_IMODE(os.stat(stage).st_mode) == 0o700
     for name in expected:
@@ -42,9 +55,24 @@ def test_mutual_auth_is_idempotent_and_stages_the_material(tmp_path):
         assert mode == (0o600 if name.endswith(".key") else 0o644), (name, oct(mode))
     for name in ["server"] + CLIENTS:
         openssl("verify", "-CAfile", str(stage / "ca.crt"), str(stage / (name + ".crt")))
-        # the staged key is the one of the staged certificate
         cert_key = openssl("x509", "-in", str(stage / (name + ".crt")), "-noout", "-pubkey").stdout
         key_pub = openssl("pkey", "-in", str(stage / (name + ".key")), "-pubout").stdout
         assert cert_key == key_pub
-    san = openssl("x509", "-in", str(stage / "server.crt"), "-noout", "-ext", "subjectAltName").stdout
-    assert "DNS:server" in san
+
+    # A nightly run after the server certificate came within the renewal window:
+    # renewed with the same key, re-imported into the same ARN, staged again.
+    key_before = (stage / "server.key").read_bytes()
+    _run(tmp_path, local_acm, extra=["-e", "pki_renew_before_days=900", "-e", "pki_cert_days=1000"])
+    renewed = json.loads((stage / "acm-arns.json").read_text())
+    assert renewed["server"]["certificate_arn"] == server_arn
+    assert renewed["server"]["serial"] != arns["server"]["serial"]
+    assert (stage / "server.key").read_bytes() == key_before
+    assert local_acm.requests().count("ImportCertificate") == 2
+
+
+def test_mutual_auth_without_acm(tmp_path):
+    args = ["clientvpn.pki.mutual_auth", "-e", "pki_dir=%s" % (tmp_path / "pki"),
+            "-e", "stage_dir=%s" % (tmp_path / "custom_folder"), "-e", "clientvpn_acm_import=false"]
+    assert recap(playbook(args).stdout)["changed"] > 0
+    assert recap(playbook(args).stdout)["changed"] == 0
+    assert "acm-arns.json" not in os.listdir(tmp_path / "custom_folder")

@@ -1,0 +1,97 @@
+"""vpn_acm_import against a real HTTP ACM endpoint on 127.0.0.1 (moto's server):
+check mode, real, check mode, real; re-import into the same ARN; delete.
+The endpoint's own request log counts the API calls."""
+
+import os
+
+from conftest import failed, ok
+
+WRITES = {"ImportCertificate", "AddTagsToCertificate", "RemoveTagsFromCertificate", "DeleteCertificate"}
+
+
+def _args(pki, endpoint, **extra):
+    args = {
+        "certificate": os.path.join(pki, "issued", "server.crt"),
+        "private_key": os.path.join(pki, "private", "server.key"),
+        "certificate_chain": os.path.join(pki, "ca.crt"),
+        "region": "eu-west-1",
+        "endpoint_url": endpoint.url,
+        "tags": {"Project": "client-vpn"},
+    }
+    args.update(extra)
+    return args
+
+
+def test_import_is_idempotent_and_reimports_into_the_same_arn(ca, local_acm):
+    ok("vpn_cert", {"pki_dir": ca, "name": ["server"], "type": "server"})
+    args = _args(ca, local_acm)
+
+    check1 = ok("vpn_acm_import", args, check_mode=True)
+    assert (check1["changed"], check1["action"], check1["certificate_arn"]) == (True, "imported", None)
+    assert not WRITES & set(local_acm.requests())
+
+    first = ok("vpn_acm_import", args)
+    arn = first["certificate_arn"]
+    assert (first["changed"], first["action"]) == (True, "imported") and arn.startswith("arn:aws:acm:eu-west-1:")
+
+    seen = len(local_acm.requests())
+    check2 = ok("vpn_acm_import", args, check_mode=True)
+    second = ok("vpn_acm_import", args)
+    assert (check2["changed"], second["changed"], second["action"]) == (False, False, "unchanged")
+    # A no-op run: one ACM read per certificate, no write (counted by the endpoint itself).
+    assert local_acm.requests()[seen:] == ["GetCertificate", "GetCertificate"]
+    assert second["api_calls"] == {"read": 1, "write": 0}
+
+    # Renew the server certificate (same key): re-import into the same ARN, tags kept.
+    renewed = ok("vpn_cert", {"pki_dir": ca, "name": ["server"], "type": "server", "subject_alt_names": ["DNS:server", "DNS:vpn.example.com"]})
+    new_serial = renewed["certificates"]["server"]["serial"]
+    check3 = ok("vpn_acm_import", args, check_mode=True)
+    assert (check3["changed"], check3["action"]) == (True, "reimported")
+    third = ok("vpn_acm_import", args)
+    assert (third["action"], third["certificate_arn"], third["serial"]) == ("reimported", arn, new_serial)
+    assert third["tags"]["Project"] == "client-vpn" and third["tags"]["clientvpn.pki:name"] == "server"
+
+    import boto3  # pylint: disable=import-outside-toplevel
+    acm = boto3.client("acm", region_name="eu-west-1", endpoint_url=local_acm.url)
+    held = acm.get_certificate(CertificateArn=arn)["Certificate"]
+    assert held.strip() == open(os.path.join(ca, "issued", "server.crt")).read().strip()
+    tags = dict((t["Key"], t["Value"]) for t in acm.list_tags_for_certificate(CertificateArn=arn)["Tags"])
+    assert tags["Project"] == "client-vpn" and tags["clientvpn.pki:name"] == "server"
+    assert [s["CertificateArn"] for s in acm.list_certificates()["CertificateSummaryList"]] == [arn]
+
+    fourth = ok("vpn_acm_import", args)
+    assert (fourth["changed"], fourth["action"]) == (False, "unchanged")
+
+    # Without the record, the identity tags find the same ARN (no second import).
+    os.unlink(os.path.join(ca, "acm-certificates.json"))
+    found = ok("vpn_acm_import", args)
+    assert (found["changed"], found["certificate_arn"]) == (False, arn)
+
+    # state: absent deletes, then has nothing to delete.
+    absent = {"name": "server", "pki_dir": ca, "state": "absent", "region": "eu-west-1", "endpoint_url": local_acm.url}
+    check4 = ok("vpn_acm_import", absent, check_mode=True)
+    assert (check4["changed"], check4["action"]) == (True, "deleted")
+    deleted = ok("vpn_acm_import", absent)
+    assert (deleted["changed"], deleted["action"], deleted["certificate_arn"]) == (True, "deleted", arn)
+    assert acm.list_certificates()["CertificateSummaryList"] == []
+    again = ok("vpn_acm_import", absent)
+    assert (again["changed"], again["action"]) == (False, "unchanged")
+
+
+def test_validation_happens_before_any_api_call(ca, local_acm):
+    ok("vpn_cert", {"pki_dir": ca, "name": ["server"], "type": "server"})
+    ok("vpn_cert", {"pki_dir": ca, "name": ["client1"], "type": "client"})
+    wrong_key = _args(ca, local_acm, private_key=os.path.join(ca, "private", "client1.key"))
+    assert "does not belong to certificate" in failed("vpn_acm_import", wrong_key)
+    client_as_server = _args(ca, local_acm, certificate=os.path.join(ca, "issued", "client1.crt"),
+                             private_key=os.path.join(ca, "private", "client1.key"))
+    assert "no DNS entry" in failed("vpn_acm_import", client_as_server)
+    assert local_acm.requests() == []
+
+
+def test_aws_errors_are_one_clear_message(ca, local_acm):
+    ok("vpn_cert", {"pki_dir": ca, "name": ["server"], "type": "server"})
+    unreachable = _args(ca, local_acm, endpoint_url="http://127.0.0.1:9")
+    assert "EndpointConnectionError" in failed("vpn_acm_import", unreachable)
+    missing = _args(ca, local_acm, certificate_arn="arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-0000-0000-000000000000")
+    assert "does not exist" in failed("vpn_acm_import", missing)
