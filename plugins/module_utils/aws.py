@@ -88,7 +88,10 @@ def describe_error(exc, action):
     if isinstance(exc, ProfileNotFound):
         return AwsError("%s failed: ProfileNotFound: %s. Check profile / AWS_PROFILE." % (action, exc))
     if isinstance(exc, EndpointConnectionError):
-        return AwsError("%s failed: EndpointConnectionError: cannot reach %s. Check endpoint_url, region and the network." % (action, exc.kwargs.get("endpoint_url")))
+        return AwsError(
+            "%s failed: EndpointConnectionError: cannot reach %s. Check endpoint_url, region and the network."
+            % (action, exc.kwargs.get("endpoint_url"))
+        )
     return AwsError("%s failed: %s: %s" % (action, type(exc).__name__, exc))
 
 
@@ -110,4 +113,3 @@ def aws_call(action, function, **kwargs):
 
 def is_not_found(exc):
     return isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") == "ResourceNotFoundException"
-

@@ -114,8 +114,9 @@ class CertificateAuthority(object):
             store.write(store.serial, INITIAL_SERIAL.encode())
         if action in ("created", "replaced"):
             key = generate_key(self.key_size)
+            plan["new_cert"] = build_ca(key, self.common_name, self.days, self.digest)
             store.write(store.ca_key, key_to_pem(key, self.passphrase), SECRET_MODE)
-            store.write(store.ca_cert, to_pem(build_ca(key, self.common_name, self.days, self.digest)))
+            store.write(store.ca_cert, to_pem(plan["new_cert"]))
         elif action == "encrypted":
             store.write(store.ca_key, key_to_pem(plan["key"], self.passphrase), SECRET_MODE)
         elif store.mode_of(store.ca_key) != SECRET_MODE:
@@ -134,15 +135,13 @@ class CertificateAuthority(object):
             "warnings": [],
         }
         before = inspect.facts(plan["existing"]) if plan["existing"] is not None else {}
-        after = dict(before)
-        if os.path.exists(store.ca_cert) and plan["action"] != "unchanged":
-            try:
-                after = inspect.facts(inspect.load_certificate(store.ca_cert))
-            except PkiError:
-                pass
-        if plan["action"] in ("created", "replaced") and after == before:
+        if plan.get("new_cert") is not None:
+            after = inspect.facts(plan["new_cert"])
+        elif plan["action"] in ("created", "replaced"):
             # check mode: what will be made, minus what only signing decides
             after = {"common_name": self.common_name, "key": "RSA %d" % self.key_size, "subject_alt_names": []}
+        else:
+            after = before
         result.update(after)
         result["diff"] = {"before": before, "after": after}
         not_after = after.get("not_after")

@@ -46,6 +46,7 @@ attributes:
     description: What ACM holds is compared with the local files first; a second run writes nothing.
   action_group:
     support: full
+    description: Set the connection options once with C(module_defaults) for C(group/clientvpn.pki.aws).
     membership:
       - clientvpn.pki.aws
 options:
@@ -104,44 +105,9 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  region:
-    description:
-      - AWS region; the region of the Client VPN endpoint. Environment C(AWS_REGION) or C(AWS_DEFAULT_REGION), or the profile's.
-    type: str
-    aliases: [aws_region]
-  profile:
-    description:
-      - Named profile of the AWS configuration files. Environment C(AWS_PROFILE).
-    type: str
-    aliases: [aws_profile]
-  access_key:
-    description:
-      - AWS access key ID. Unset, the standard boto3 credential chain is used (environment, profile, instance role).
-    type: str
-    aliases: [aws_access_key_id, aws_access_key]
-  secret_key:
-    description:
-      - AWS secret access key.
-    type: str
-    aliases: [aws_secret_access_key, aws_secret_key]
-  session_token:
-    description:
-      - AWS session token for temporary credentials.
-    type: str
-    aliases: [aws_session_token]
-  endpoint_url:
-    description:
-      - ACM endpoint URL, for example a local test endpoint. Environment C(AWS_ENDPOINT_URL).
-    type: str
-    aliases: [aws_endpoint_url]
-  validate_certs:
-    description:
-      - Verify the endpoint's TLS certificate.
-    type: bool
-    default: true
+extends_documentation_fragment:
+  - clientvpn.pki.aws
 notes:
-  - "Set the connection options once for every AWS module of the collection with
-    C(module_defaults: {group/clientvpn.pki.aws: {region: ...}})."
   - Real ACM keeps tags on re-import; some test endpoints drop them. The tags are checked and restored after a re-import either way.
 seealso:
   - module: clientvpn.pki.vpn_cert

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright: clientvpn.pki contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
 """A real HTTP ACM endpoint on 127.0.0.1: moto's server, for the tests and `make demo`.

@@ -1,0 +1,52 @@
+# -*- coding: utf-8 -*-
+# Copyright: clientvpn.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+
+class ModuleDocFragment(object):
+    """The AWS connection options every clientvpn.pki AWS module takes (module_utils/aws.py)."""
+
+    DOCUMENTATION = r"""
+options:
+  region:
+    description:
+      - AWS region (the region of the Client VPN endpoint). Environment C(AWS_REGION) or C(AWS_DEFAULT_REGION), or the profile's.
+    type: str
+    aliases: [aws_region]
+  profile:
+    description:
+      - Named profile of the AWS configuration files. Environment C(AWS_PROFILE).
+    type: str
+    aliases: [aws_profile]
+  access_key:
+    description:
+      - AWS access key ID. Unset, the standard boto3 credential chain is used (environment, profile, instance role).
+    type: str
+    aliases: [aws_access_key_id, aws_access_key]
+  secret_key:
+    description:
+      - AWS secret access key.
+    type: str
+    aliases: [aws_secret_access_key, aws_secret_key]
+  session_token:
+    description:
+      - AWS session token for temporary credentials.
+    type: str
+    aliases: [aws_session_token]
+  endpoint_url:
+    description:
+      - ACM endpoint URL, for example a local test endpoint. Environment C(AWS_ENDPOINT_URL).
+    type: str
+    aliases: [aws_endpoint_url]
+  validate_certs:
+    description:
+      - Verify the endpoint's TLS certificate.
+    type: bool
+    default: true
+notes:
+  - "Set the connection options once for every AWS module of the collection with
+    C(module_defaults: {group/clientvpn.pki.aws: {region: ...}})."
+  - Throttling is retried by botocore's C(standard) retry mode.
+"""
