@@ -117,7 +117,7 @@ def ca(tmp_path):
 
 
 @pytest.fixture
-def local_acm(tmp_path):
+def local_acm(tmp_path, monkeypatch):
     """moto's server on a free 127.0.0.1 port: a real HTTP ACM endpoint, stopped afterwards.
 
     ``local_acm.requests()`` lists the ACM operations it received (moto's recorder).
@@ -134,10 +134,10 @@ def local_acm(tmp_path):
 
     endpoint = LocalAcm(str(tmp_path / "local-acm"))
     endpoint.start()
-    os.environ.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test")
+    # Fake credentials: no AWS account is ever used.
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
     try:
         yield endpoint
     finally:
         endpoint.stop()
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-            os.environ.pop(name, None)

@@ -95,3 +95,16 @@ def test_aws_errors_are_one_clear_message(ca, local_acm):
     assert "EndpointConnectionError" in failed("vpn_acm_import", unreachable)
     missing = _args(ca, local_acm, certificate_arn="arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-0000-0000-000000000000")
     assert "does not exist" in failed("vpn_acm_import", missing)
+
+
+def test_no_credentials_and_no_region_are_named(ca, local_acm, monkeypatch):
+    ok("vpn_cert", {"pki_dir": ca, "name": ["server"], "type": "server"})
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    # No credentials file, no config file, no instance metadata: the boto3 chain finds nothing.
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    assert "NoCredentials" in failed("vpn_acm_import", _args(ca, local_acm))
+    assert "NoRegion" in failed("vpn_acm_import", _args(ca, local_acm, region=None))
+    assert not {"ImportCertificate"} & set(local_acm.requests())
