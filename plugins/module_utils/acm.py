@@ -173,6 +173,8 @@ class AcmCertificate(object):
         """(arn, remote material), or (None, None): explicit ARN, then the record, then the tags."""
         if self.certificate_arn:
             remote = self._fetch(self.certificate_arn)
+            if remote is None and self.state == "absent":
+                return None, None
             if remote is None:
                 raise PkiError(
                     "certificate_arn %s does not exist in %s. Give an existing ARN, or leave certificate_arn "
@@ -294,7 +296,11 @@ class AcmCertificate(object):
         arn, dummy = self._find()
         if arn is None:
             result = self._result(None, "unchanged", False, {})
-            if not self.certificate_arn:
+            recorded = self.record.get(self.region, self.name)
+            if recorded and not check_mode:
+                # deleted outside Ansible: forget the stale ARN
+                self.record.put(self.region, self.name, None)
+            if not self.certificate_arn and not recorded:
                 result["warnings"].append(
                     "no ARN recorded for %s in %s (%s): nothing deleted. Give certificate_arn to delete a "
                     "certificate this PKI did not record." % (self.name, self.region, self.record.path)

@@ -34,7 +34,8 @@ except ImportError as exc:  # pragma: no cover - reported by the modules
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 
 USER_AGENT = "clientvpn.pki/0.1.0"
-MAX_ATTEMPTS = 8
+# Attempts in all (the first call included), with botocore's standard backoff.
+MAX_ATTEMPTS = 5
 
 AWS_ARGUMENT_SPEC = dict(
     region=dict(type="str", aliases=["aws_region"], fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"])),
@@ -65,7 +66,7 @@ def build_client(service, params):
             service,
             endpoint_url=params.get("endpoint_url"),
             verify=params.get("validate_certs", True),
-            config=Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}, user_agent_extra=USER_AGENT),
+            config=Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}, user_agent_extra=USER_AGENT),
         )
     except (BotoCoreError, ClientError) as exc:
         raise describe_error(exc, "connecting to %s" % service)
