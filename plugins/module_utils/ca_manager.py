@@ -24,6 +24,23 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import
 EXPIRY_WARNING_DAYS = 180
 
 
+def open_ca(store, passphrase):
+    """The CA certificate and key that sign, checked to belong together."""
+    if not (os.path.exists(store.ca_cert) and os.path.exists(store.ca_key) and store.is_initialised()):
+        raise PkiError(
+            "%s holds no certificate authority (ca.crt, private/ca.key, index.txt, serial). "
+            "Create it first with clientvpn.pki.vpn_ca." % store.root
+        )
+    cert = inspect.load_certificate(store.ca_cert)
+    key, dummy = inspect.load_private_key(store.ca_key, passphrase, "ca_passphrase")
+    if not inspect.key_matches(key, cert):
+        raise PkiError(
+            "%s does not belong to %s: the CA cannot sign. Restore the matching key, or rebuild the "
+            "CA with clientvpn.pki.vpn_ca (force: true). Nothing was changed." % (store.ca_key, store.ca_cert)
+        )
+    return cert, key
+
+
 class CertificateAuthority(object):
     def __init__(self, store, common_name, key_size, days, digest, passphrase=None, force=False):
         check_common_name("common_name", common_name)

@@ -8,9 +8,9 @@ For each name the issuer reads what is on disk and decides, in this order:
 * keep it (``unchanged``): the key is RSA of the requested size and belongs
   to the certificate, the current CA signed it, CN / SANs / EKU are as asked,
   it is not revoked and does not expire within ``renew_before_days``;
-* ``renewed``: only the expiry is due, so the key is kept (ACM re-import
-  forbids a key change) and the old certificate goes to
-  ``renewed/certs_by_serial/<SERIAL>.crt``;
+* ``renewed``: only the expiry is due (or ``renew`` asks for it), so the
+  key is kept (ACM re-import forbids a key change) and the old certificate
+  goes where easy-rsa 3.1 puts it, ``renewed/issued/<name>.crt``;
 * ``reissued``: anything else differs; the key is kept unless it is missing,
   of the wrong size or belonged to a revoked certificate; a certificate from
   another CA is backed up, with a warning;
@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import open_ca
 from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import (
     check_common_name,
     check_key_size,
@@ -50,7 +51,7 @@ _VERB = {"created": "create", "renewed": "renew", "reissued": "reissue"}
 class LeafSpec(object):
     """What one name should look like."""
 
-    def __init__(self, name, common_name, subject_alt_names, cert_type, key_size, days, digest):
+    def __init__(self, name, common_name, subject_alt_names, cert_type, key_size, days, digest, sans_given=True):
         self.name = name
         self.common_name = common_name
         self.subject_alt_names = subject_alt_names
@@ -58,6 +59,17 @@ class LeafSpec(object):
         self.key_size = key_size
         self.days = days
         self.digest = digest
+        # Unset SANs keep what an existing certificate has (as easy-rsa 3.2 renew
+        # copies them); the default is only for a certificate made from nothing.
+        self.sans_given = sans_given
+
+    def keeping_sans_of(self, cert):
+        existing = inspect.subject_alt_names(cert)
+        if self.sans_given or not existing:
+            return self
+        if self.cert_type == "server" and not any(san.startswith("DNS:") for san in existing):
+            return self
+        return LeafSpec(self.name, self.common_name, existing, self.cert_type, self.key_size, self.days, self.digest)
 
 
 class NamePlan(object):
@@ -109,12 +121,12 @@ def build_specs(names, cert_type, common_name, subject_alt_names, key_size, days
             sans = ["DNS:%s" % cn] if cert_type == "server" else []
         if cert_type == "server":
             check_server_has_domain(name, sans)
-        specs.append(LeafSpec(name, cn, list(dict.fromkeys(sans)), cert_type, key_size, days, digest))
+        specs.append(LeafSpec(name, cn, list(dict.fromkeys(sans)), cert_type, key_size, days, digest, explicit_sans is not None))
     return specs
 
 
 class CertificateIssuer(object):
-    def __init__(self, store, specs, renew_before_days=30, ca_passphrase=None):
+    def __init__(self, store, specs, renew_before_days=30, ca_passphrase=None, renew=False):
         if renew_before_days < 0:
             raise PkiError("renew_before_days=%s must be 0 or more." % renew_before_days)
         too_short = [spec.name for spec in specs if spec.days <= renew_before_days]
@@ -127,25 +139,15 @@ class CertificateIssuer(object):
         self.specs = specs
         self.renew_before_days = renew_before_days
         self.ca_passphrase = ca_passphrase
+        self.renew = renew
 
     def run(self, check_mode):
         store = self.store
-        if not (os.path.exists(store.ca_cert) and os.path.exists(store.ca_key) and store.is_initialised()):
-            if check_mode and not os.path.exists(store.root):
-                # A check run of a whole play: vpn_ca would have created the CA by now.
-                return self._result([self._plan_without_ca(spec) for spec in self.specs])
-            raise PkiError(
-                "%s holds no certificate authority (ca.crt, private/ca.key, index.txt, serial). "
-                "Create it first with clientvpn.pki.vpn_ca." % store.root
-            )
+        if check_mode and not os.path.exists(store.root):
+            # A check run of a whole play: vpn_ca would have created the CA by now.
+            return self._result([self._plan_without_ca(spec) for spec in self.specs])
         with store.locked(exclusive=not check_mode):
-            self.ca_cert = inspect.load_certificate(store.ca_cert)
-            self.ca_key, dummy = inspect.load_private_key(store.ca_key, self.ca_passphrase, "ca_passphrase")
-            if not inspect.key_matches(self.ca_key, self.ca_cert):
-                raise PkiError(
-                    "%s does not belong to %s: the CA cannot sign. Restore the matching key, or rebuild the "
-                    "CA with clientvpn.pki.vpn_ca (force: true). Nothing was changed." % (store.ca_key, store.ca_cert)
-                )
+            self.ca_cert, self.ca_key = open_ca(store, self.ca_passphrase)
             entries = store.read_index()
             rows = dict((entry.serial, entry) for entry in entries)
             plans = [self._plan(spec, rows) for spec in self.specs]
@@ -169,6 +171,7 @@ class CertificateIssuer(object):
         expiring = False
         if os.path.exists(cert_path):
             plan.cert = inspect.load_certificate(cert_path)
+            plan.spec = spec = spec.keeping_sans_of(plan.cert)
             plan.cert_is_ours = inspect.is_issued_by(plan.cert, self.ca_cert)
             row = rows.get(inspect.serial_hex(plan.cert))
             if not plan.cert_is_ours:
@@ -191,6 +194,9 @@ class CertificateIssuer(object):
                 plan.reasons.append(
                     "expires %s, within renew_before_days=%d" % (inspect.not_after(plan.cert).isoformat(), self.renew_before_days)
                 )
+            elif self.renew:
+                expiring = True
+                plan.reasons.append("renew: true")
         else:
             plan.reasons.append("no certificate")
 
@@ -262,7 +268,13 @@ class CertificateIssuer(object):
         cert_path = store.cert(plan.spec.name)
         if plan.cert_is_ours:
             serial = inspect.serial_hex(plan.cert)
-            store.move(cert_path, store.renewed_cert(serial))
+            # easy-rsa 3.1 renew keeps the old certificate at renewed/issued/<name>.crt (what
+            # `easyrsa revoke-renewed <name>` reads); one already there from an earlier renewal
+            # moves on to renewed/certs_by_serial/<SERIAL>.crt, so none is lost.
+            slot = store.renewed_cert(plan.spec.name)
+            if os.path.exists(slot):
+                store.move(slot, store.renewed_by_serial(inspect.serial_hex(inspect.load_certificate(slot))))
+            store.move(cert_path, slot)
             if os.path.exists(store.by_serial(serial)):
                 os.unlink(store.by_serial(serial))
         else:

@@ -136,7 +136,10 @@ class PkiStore(object):
     def by_serial(self, serial_hex):
         return self.path("certs_by_serial", serial_hex + ".pem")
 
-    def renewed_cert(self, serial_hex):
+    def renewed_cert(self, name):
+        return self.path("renewed", "issued", name + ".crt")
+
+    def renewed_by_serial(self, serial_hex):
         return self.path("renewed", "certs_by_serial", serial_hex + ".crt")
 
     # -- layout --------------------------------------------------------------
@@ -244,11 +247,29 @@ class PkiStore(object):
         # directory is 0700, so nobody else could read it in between).
         os.chmod(path, mode)
 
-    def write_if_different(self, path, data, mode=FILE_MODE):
-        if os.path.exists(path) and self.read(path) == data:
-            return False
-        self.write(path, data, mode)
-        return True
+    def put(self, path, data, mode, check_mode):
+        """Make ``path`` hold ``data`` with ``mode``: 'written', 'chmod' or 'unchanged'."""
+        if not os.path.exists(path) or self.read(path) != data:
+            if not check_mode:
+                self.write(path, data, mode)
+            return "written"
+        if self.mode_of(path) != mode:
+            if not check_mode:
+                os.chmod(path, mode)
+            return "chmod"
+        return "unchanged"
+
+    def prepare_root(self, check_mode):
+        """The directory itself, 0700 (for folders other than a PKI): the changes it needs."""
+        if not os.path.isdir(self.root):
+            changes = ["create directory %s" % self.root]
+        elif self.mode_of(self.root) != DIR_MODE:
+            changes = ["set mode 0700 on %s" % self.root]
+        else:
+            return []
+        if not check_mode:
+            self.ensure_dir(self.root)
+        return changes
 
     def backup(self, path):
         """Keep a dated copy next to ``path`` (Ansible's backup naming) and return its name."""

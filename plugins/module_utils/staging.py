@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
-from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import DIR_MODE, SECRET_MODE, PkiStore
+from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import SECRET_MODE, PkiStore
 
 CERTIFICATE_MODE = 0o644
 
@@ -33,13 +33,7 @@ class StagingFolder(object):
 
     def run(self, check_mode):
         folder = self.folder
-        changes, actions = [], {}
-        if not os.path.isdir(folder.root):
-            changes.append("create directory %s" % folder.root)
-        elif folder.mode_of(folder.root) != DIR_MODE:
-            changes.append("set mode 0700 on %s" % folder.root)
-        if changes and not check_mode:
-            folder.ensure_dir(folder.root)
+        changes, actions = folder.prepare_root(check_mode), {}
         for name, (source, mode) in sorted(self.files.items()):
             actions[name] = self._stage(name, source, mode, check_mode)
             if actions[name] != "unchanged":
@@ -59,13 +53,5 @@ class StagingFolder(object):
             if check_mode:
                 return "copied"  # an earlier task of this check run would have made it
             raise PkiError("%s does not exist: nothing to stage as %s. Build it first (clientvpn.pki.pki)." % (source, target))
-        data = folder.read(source)
-        if not os.path.exists(target) or folder.read(target) != data:
-            if not check_mode:
-                folder.write(target, data, mode)
-            return "copied"
-        if folder.mode_of(target) != mode:
-            if not check_mode:
-                os.chmod(target, mode)
-            return "chmod"
-        return "unchanged"
+        action = folder.put(target, folder.read(source), mode, check_mode)
+        return "copied" if action == "written" else action

@@ -51,7 +51,7 @@ def _key_usage(cert_sign=False, key_encipherment=False):
     )
 
 
-def _digest(name):
+def digest_of(name):
     return {"sha256": hashes.SHA256, "sha384": hashes.SHA384, "sha512": hashes.SHA512}[name]()
 
 
@@ -146,7 +146,7 @@ def build_ca(key, common_name, days, digest):
         )
         .add_extension(_key_usage(cert_sign=True), critical=False)
     )
-    return builder.sign(key, _digest(digest))
+    return builder.sign(key, digest_of(digest))
 
 
 def build_request(key, common_name, subject_alt_names, digest):
@@ -156,7 +156,7 @@ def build_request(key, common_name, subject_alt_names, digest):
         builder = builder.add_extension(
             x509.SubjectAlternativeName([_general_name(san) for san in subject_alt_names]), critical=False
         )
-    return builder.sign(key, _digest(digest))
+    return builder.sign(key, digest_of(digest))
 
 
 def sign_leaf(ca_cert, ca_key, public_key, spec, serial):
@@ -188,7 +188,7 @@ def sign_leaf(ca_cert, ca_key, public_key, spec, serial):
         builder = builder.add_extension(
             x509.SubjectAlternativeName([_general_name(san) for san in spec.subject_alt_names]), critical=False
         )
-    return builder.sign(ca_key, _digest(spec.digest))
+    return builder.sign(ca_key, digest_of(spec.digest))
 
 
 def _has_ski(cert):

@@ -24,9 +24,9 @@ description:
   - Idempotent by reading what is on disk. A certificate is kept when its key matches, the current CA
     signed it, CN, SANs, type and key size are as requested, it is not revoked and it does not expire
     within O(renew_before_days). When only the expiry is due the certificate is renewed with the same
-    key (ACM re-import forbids a key change) and the old one is moved to
-    C(renewed/certs_by_serial/<SERIAL>.crt). A certificate signed by another CA is reissued and the old
-    file kept as a backup, with a warning.
+    key (ACM re-import forbids a key change) and the old one is moved where easy-rsa 3.1 renew puts it,
+    C(renewed/issued/<name>.crt) (an older one there moves on to C(renewed/certs_by_serial/<SERIAL>.crt)).
+    A certificate signed by another CA is reissued and the old file kept as a backup, with a warning.
 author:
   - clientvpn.pki contributors (@clientvpn)
 requirements:
@@ -63,9 +63,8 @@ options:
   type:
     description:
       - V(server) for the certificate imported to ACM as the Client VPN server certificate, V(client) for
-        the certificates users connect with.
+        the certificates users connect with. Required with O(state=present).
     type: str
-    required: true
     choices: [server, client]
   common_name:
     description:
@@ -76,9 +75,10 @@ options:
     description:
       - Subject alternative names, in easy-rsa's C(--san) syntax - C(DNS:name), C(IP:address),
         C(email:address), C(URI:uri).
-      - For V(server) the default is C(DNS:<common name>), as easy-rsa 3.1 and the seed procedure's
+      - Unset, an existing certificate keeps its SANs (as easy-rsa 3.2 renew copies them). For a new V(server)
+        certificate the default is C(DNS:<common name>), as easy-rsa 3.1 and the seed procedure's
         C(--san=DNS:server) give; a server certificate without a C(DNS) entry is refused, because ACM and
-        Client VPN reject it. For V(client) the default is none.
+        Client VPN reject it. For a new V(client) certificate the default is none.
     type: list
     elements: str
   key_size:
@@ -107,12 +107,29 @@ options:
     description:
       - Passphrase of the CA key, when the CA key is encrypted.
     type: str
+  renew:
+    description:
+      - Renew every named certificate now, keeping its key, SANs, type and key size, whether or not it is
+        due. The old certificate is kept as easy-rsa keeps it (C(renewed/issued/<name>.crt)).
+      - Not idempotent by design - each run with V(true) renews. Leave it V(false) in scheduled runs;
+        O(renew_before_days) renews what is due.
+    type: bool
+    default: false
   state:
     description:
       - V(present) issues the certificates that are missing, differ or are due for renewal.
+      - V(revoked) revokes them as C(easyrsa revoke) does - the C(index.txt) row becomes C(R) with the time
+        and O(reason), and the files move to C(revoked/{certs,private,reqs}_by_serial/<SERIAL>.*). Older
+        certificates of the same subject still valid (left by renewals) are revoked too. A name with no
+        C(issued/<name>.crt) is left alone. Follow with M(clientvpn.pki.vpn_crl).
     type: str
-    choices: [present]
+    choices: [present, revoked]
     default: present
+  reason:
+    description:
+      - Revocation reason written to C(index.txt) and the CRL, with O(state=revoked). Unset, none is recorded (as easy-rsa).
+    type: str
+    choices: [unspecified, keyCompromise, CACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold]
 notes:
   - Keys are never printed nor returned; only their paths are.
 seealso:
@@ -146,6 +163,20 @@ EXAMPLES = r"""
     type: server
     ca_passphrase: "{{ vault_clientvpn_ca_passphrase }}"
 
+- name: Renew the server certificate now, keeping its key (then re-import it into the same ACM ARN)
+  clientvpn.pki.vpn_cert:
+    pki_dir: /srv/clientvpn/pki
+    name: server
+    type: server
+    renew: true
+
+- name: Revoke a user who left (then clientvpn.pki.vpn_crl and clientvpn.pki.vpn_endpoint_crl)
+  clientvpn.pki.vpn_cert:
+    pki_dir: /srv/clientvpn/pki
+    name: bob.example.com
+    state: revoked
+    reason: affiliationChanged
+
 - name: Show what was created, renewed or left alone
   ansible.builtin.debug:
     msg: "{{ item.key }}: {{ item.value.action }} (serial {{ item.value.serial }}, until {{ item.value.not_after }})"
@@ -166,8 +197,16 @@ certificates:
     action:
       description: What happened to this name.
       type: str
-      choices: [created, renewed, reissued, registered, unchanged]
+      choices: [created, renewed, reissued, registered, revoked, unchanged]
       sample: created
+    serials:
+      description: With O(state=revoked), the serials revoked for this name (its certificate and older ones of the same subject).
+      type: list
+      elements: str
+    revocation:
+      description: With O(state=revoked), the revocation time and reason as written to C(index.txt).
+      type: str
+      sample: "261124201245Z,affiliationChanged"
     changed:
       description: Whether anything changed for this name.
       type: bool
@@ -240,6 +279,7 @@ certificates:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.clientvpn.pki.plugins.module_utils.cert_issuer import CertificateIssuer, build_specs
+from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import REASONS, CertificateRevoker
 from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
 
@@ -249,7 +289,7 @@ def main():
         argument_spec=dict(
             pki_dir=dict(type="path", required=True),
             name=dict(type="list", elements="str", required=True, aliases=["names"]),
-            type=dict(type="str", required=True, choices=["server", "client"]),
+            type=dict(type="str", choices=["server", "client"]),
             common_name=dict(type="str"),
             subject_alt_names=dict(type="list", elements="str"),
             key_size=dict(type="int", default=2048),
@@ -257,13 +297,18 @@ def main():
             renew_before_days=dict(type="int", default=30),
             digest=dict(type="str", default="sha256", choices=["sha256", "sha384", "sha512"]),
             ca_passphrase=dict(type="str", no_log=True),
-            state=dict(type="str", default="present", choices=["present"]),
+            renew=dict(type="bool", default=False),
+            state=dict(type="str", default="present", choices=["present", "revoked"]),
+            reason=dict(type="str", choices=list(REASONS)),
         ),
+        required_if=[("state", "present", ("type",))],
         supports_check_mode=True,
     )
     params = module.params
 
     def make_issuer():
+        if params["state"] == "revoked":
+            return CertificateRevoker(PkiStore(module, params["pki_dir"]), params["name"], params["reason"])
         specs = build_specs(
             params["name"],
             params["type"],
@@ -278,6 +323,7 @@ def main():
             specs,
             renew_before_days=params["renew_before_days"],
             ca_passphrase=params["ca_passphrase"],
+            renew=params["renew"],
         )
 
     run_backend(module, make_issuer)

@@ -12,7 +12,7 @@ import stat
 import pytest
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
-from ansible_collections.clientvpn.pki.plugins.module_utils.cert_issuer import CertificateIssuer
+from ansible_collections.clientvpn.pki.plugins.module_utils.cert_issuer import CertificateIssuer, build_specs
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_serial, format_time
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
@@ -172,7 +172,7 @@ def test_expiring_certificate_is_renewed_with_the_same_key(pki, helpers):
     assert len(entry["reasons"]) == 1 and "renew_before_days=30" in entry["reasons"][0]
     assert helpers.read(pki.key("server")) == old_key
     assert entry["backup_files"] == []
-    assert helpers.read(pki.renewed_cert(old_serial)) == old_pem
+    assert helpers.read(pki.renewed_cert("server")) == old_pem
     assert not os.path.exists(pki.by_serial(old_serial))
     new = inspect.load_certificate(pki.cert("server"))
     assert inspect.serial_hex(new) != old_serial
@@ -182,6 +182,21 @@ def test_expiring_certificate_is_renewed_with_the_same_key(pki, helpers):
     assert [row.serial for row in pki.read_index()] == [old_serial, inspect.serial_hex(new)]
     assert helpers.read(pki.serial) == (format_serial(new.serial_number + 1) + "\n").encode()
     assert helpers.issue(pki, "server", "server")["changed"] is False
+
+
+def test_forced_renewals_keep_every_old_certificate(pki, helpers):
+    """renew: true twice: the latest old certificate sits in easy-rsa's renewed/issued/ slot,
+    the one before it moves to renewed/certs_by_serial/<SERIAL>.crt."""
+    helpers.issue(pki, "server", "server")
+    first = inspect.serial_hex(inspect.load_certificate(pki.cert("server")))
+    specs = build_specs(["server"], "server", None, None, 1024, 825, "sha256")
+    entry = CertificateIssuer(pki, specs, renew=True).run(check_mode=False)["certificates"]["server"]
+    assert entry["action"] == "renewed" and entry["reasons"] == ["renew: true"]
+    second = entry["serial"]
+    entry = CertificateIssuer(pki, specs, renew=True).run(check_mode=False)["certificates"]["server"]
+    assert inspect.serial_hex(inspect.load_certificate(pki.renewed_cert("server"))) == second
+    assert os.path.isfile(pki.renewed_by_serial(first))
+    assert [row.status for row in pki.read_index()] == ["V", "V", "V"]
 
 
 def test_renewal_directories_are_private(pki, helpers):
@@ -207,7 +222,7 @@ def test_san_change_reissues_keeping_the_key(pki, helpers):
     assert any("subject alt names" in reason for reason in entry["reasons"])
     assert helpers.read(pki.key("server")) == old_key
     assert sorted(inspect.subject_alt_names(inspect.load_certificate(pki.cert("server")))) == sans
-    assert os.path.isfile(pki.renewed_cert(old_serial))
+    assert inspect.serial_hex(inspect.load_certificate(pki.renewed_cert("server"))) == old_serial
     assert result["diff"]["before"]["server"]["subject_alt_names"] == ["DNS:server"]
     assert helpers.issue(pki, "server", "server", subject_alt_names=sans)["changed"] is False
 
@@ -248,7 +263,7 @@ def test_certificate_from_another_ca_is_reissued_with_backup_and_warning(pki, he
     assert helpers.read(pki.key("c1")) == old_key
     new = inspect.load_certificate(pki.cert("c1"))
     assert inspect.is_issued_by(new, inspect.load_certificate(pki.ca_cert))
-    assert not os.path.exists(pki.renewed_cert("1234"))
+    assert not os.path.exists(pki.renewed_cert("c1"))
 
 
 def test_revoked_certificate_gets_a_new_key(pki, helpers):

@@ -98,7 +98,8 @@ def test_paths_follow_easyrsa_layout(tmp_path, fake_module):
     assert store.key("c1") == os.path.join(root, "private", "c1.key")
     assert store.req("c1") == os.path.join(root, "reqs", "c1.req")
     assert store.by_serial("0A") == os.path.join(root, "certs_by_serial", "0A.pem")
-    assert store.renewed_cert("0A") == os.path.join(root, "renewed", "certs_by_serial", "0A.crt")
+    assert store.renewed_by_serial("0A") == os.path.join(root, "renewed", "certs_by_serial", "0A.crt")
+    assert store.renewed_cert("c1") == os.path.join(root, "renewed", "issued", "c1.crt")
 
 
 # -- layout -----------------------------------------------------------------------------
@@ -211,14 +212,21 @@ def test_write_failure_keeps_old_file_and_no_temp_file(tmp_path, fake_module):
     assert _files(str(tmp_path)) == ["file.txt"]
 
 
-def test_write_if_different(tmp_path, fake_module):
+def test_put_writes_only_what_differs(tmp_path, fake_module):
     store = PkiStore(fake_module, str(tmp_path))
     path = str(tmp_path / "file.txt")
-    assert store.write_if_different(path, b"a") is True
+    assert store.put(path, b"a", 0o600, check_mode=True) == "written"
+    assert not os.path.exists(path)
+    assert store.put(path, b"a", 0o600, check_mode=False) == "written"
     moves = len(fake_module.moves)
-    assert store.write_if_different(path, b"a") is False
+    assert store.put(path, b"a", 0o600, check_mode=False) == "unchanged"
     assert len(fake_module.moves) == moves
-    assert store.write_if_different(path, b"b") is True
+    os.chmod(path, 0o644)
+    assert store.put(path, b"a", 0o600, check_mode=True) == "chmod"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
+    assert store.put(path, b"a", 0o600, check_mode=False) == "chmod"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert store.put(path, b"b", 0o600, check_mode=False) == "written"
     assert open(path, "rb").read() == b"b"
 
 
@@ -228,7 +236,7 @@ def test_backup_and_move(tmp_path, fake_module):
     store.write(path, b"content")
     backup = store.backup(path)
     assert backup != path and open(backup, "rb").read() == b"content"
-    destination = store.renewed_cert("0A")
+    destination = store.renewed_by_serial("0A")
     store.move(path, destination)
     assert not os.path.exists(path)
     assert open(destination, "rb").read() == b"content"
@@ -241,7 +249,7 @@ def test_move_creates_every_missing_directory_0700(tmp_path, fake_module):
     store.write(store.cert("c1"), b"cert")
     old_umask = os.umask(0o022)
     try:
-        store.move(store.cert("c1"), store.renewed_cert("0A"))
+        store.move(store.cert("c1"), store.renewed_by_serial("0A"))
     finally:
         os.umask(old_umask)
     assert mode(store.path("renewed", "certs_by_serial")) == 0o700

@@ -1,0 +1,84 @@
+# -*- coding: utf-8 -*-
+# Copyright: clientvpn.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""One ``.ovpn`` profile per client: the endpoint's configuration with the
+client's certificate and key inlined.
+
+This is the step users still do by hand after
+``aws ec2 export-client-vpn-client-configuration``: add ``<cert>`` and
+``<key>`` to the file. Any ``cert`` / ``key`` / ``pkcs12`` line or block
+already there is removed first, so the profile works on its own.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
+from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import SECRET_MODE, PkiStore, check_name
+
+_INLINE_BLOCK = re.compile(r"^[ \t]*<(cert|key|pkcs12)>.*?^[ \t]*</\1>[ \t]*\r?\n?", re.MULTILINE | re.DOTALL)
+_FILE_LINE = re.compile(r"^[ \t]*(cert|key|pkcs12)([ \t].*)?\r?\n?", re.MULTILINE)
+_PEM = re.compile(rb"-----BEGIN ([A-Z ]+)-----.*?-----END \1-----\r?\n?", re.DOTALL)
+
+
+def base_configuration(text):
+    """The endpoint configuration without any client certificate or key."""
+    text = _FILE_LINE.sub("", _INLINE_BLOCK.sub("", text))
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _pem_only(data, what, path):
+    blocks = [match.group(0) for match in _PEM.finditer(data)]
+    if not blocks:
+        raise PkiError("%s %s holds no PEM block." % (what, path))
+    return b"".join(block if block.endswith(b"\n") else block + b"\n" for block in blocks).decode("ascii")
+
+
+def render(base, cert_pem, key_pem):
+    return "%s<cert>\n%s</cert>\n<key>\n%s</key>\n" % (base, cert_pem, key_pem)
+
+
+class ClientProfiles(object):
+    def __init__(self, module, pki_dir, names, dest, configuration):
+        self.pki = PkiStore(module, pki_dir)
+        self.folder = PkiStore(module, dest, what="dest")
+        self.names = list(dict.fromkeys(names or []))
+        if not self.names:
+            raise PkiError("names is empty: give the clients whose profiles to write.")
+        for name in self.names:
+            check_name(name)
+        if "remote " not in configuration and "\nremote\t" not in configuration:
+            raise PkiError("the client configuration has no 'remote' line: give the endpoint's exported configuration.")
+        self.base = base_configuration(configuration)
+
+    def run(self, check_mode):
+        folder, files = self.folder, {}
+        changes = folder.prepare_root(check_mode)
+        for name in self.names:
+            files[name] = self._write(name, check_mode)
+            if files[name] != "unchanged":
+                changes.append("%s %s.ovpn" % (files[name], name))
+        return {
+            "changed": bool(changes),
+            "changes": changes,
+            "dest": folder.root,
+            "profiles": dict((name, folder.path(name + ".ovpn")) for name in self.names),
+            "files": files,
+            "warnings": [],
+            "diff": {"before": {}, "after": {}},
+        }
+
+    def _write(self, name, check_mode):
+        cert_path, key_path = self.pki.cert(name), self.pki.key(name)
+        if not (os.path.exists(cert_path) and os.path.exists(key_path)):
+            if check_mode:
+                return "written"  # an earlier task of this check run would have issued it
+            raise PkiError("%s or %s is missing: issue %s first (clientvpn.pki.vpn_cert)." % (cert_path, key_path, name))
+        content = render(
+            self.base,
+            _pem_only(self.pki.read(cert_path), "certificate", cert_path),
+            _pem_only(self.pki.read(key_path), "private key", key_path),
+        ).encode("ascii")
+        return self.folder.put(self.folder.path(name + ".ovpn"), content, SECRET_MODE, check_mode)

@@ -1,0 +1,162 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: clientvpn.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vpn_client_profiles
+short_description: Write one ready-to-use .ovpn profile per Client VPN user
+version_added: 0.1.0
+description:
+  - Takes the endpoint's client configuration - exported from the endpoint
+    (C(aws ec2 export-client-vpn-client-configuration)) with O(client_vpn_endpoint_id), or a file given
+    with O(config_file) - and writes C(<dest>/<name>.ovpn) for every name with the client's certificate and
+    key inlined as C(<cert>) and C(<key>) blocks. Any C(cert), C(key) or C(pkcs12) line or block already in
+    the configuration is removed first.
+  - Every profile in one module run. The folder is 0700 and each profile 0600 (it holds a private key).
+  - Idempotent - a profile whose content and mode already match is left alone.
+author:
+  - clientvpn.pki contributors (@clientvpn)
+requirements:
+  - boto3 and botocore, with O(client_vpn_endpoint_id)
+attributes:
+  check_mode:
+    support: full
+    description: Nothing is written (the export call still runs with O(client_vpn_endpoint_id)).
+  diff_mode:
+    support: none
+    description: Profiles hold private keys; they are never diffed.
+  safe_file_operations:
+    support: full
+    description: Written to a temporary file in O(dest), then moved into place.
+  idempotent:
+    support: full
+    description: Content and mode are compared first.
+  action_group:
+    support: full
+    description: Set the connection options once with C(module_defaults) for C(group/clientvpn.pki.aws).
+    membership:
+      - clientvpn.pki.aws
+options:
+  pki_dir:
+    description:
+      - The easy-rsa PKI directory with C(issued/<name>.crt) and C(private/<name>.key).
+    type: path
+    required: true
+  names:
+    description:
+      - The clients whose profiles to write.
+    type: list
+    elements: str
+    required: true
+    aliases: [name]
+  dest:
+    description:
+      - Folder for the profiles. Created 0700 when missing.
+    type: path
+    required: true
+  config_file:
+    description:
+      - A client configuration file (for example one exported earlier). Exclusive with O(client_vpn_endpoint_id).
+    type: path
+  client_vpn_endpoint_id:
+    description:
+      - Export the configuration from this endpoint. Exclusive with O(config_file).
+    type: str
+extends_documentation_fragment:
+  - clientvpn.pki.aws
+seealso:
+  - module: clientvpn.pki.vpn_cert
+"""
+
+EXAMPLES = r"""
+- name: Profiles from the endpoint's configuration
+  clientvpn.pki.vpn_client_profiles:
+    pki_dir: /srv/clientvpn/pki
+    names: [client1.domain.tld, alice.example.com]
+    dest: /srv/clientvpn/profiles
+    client_vpn_endpoint_id: cvpn-endpoint-0123456789abcdef0
+    region: eu-west-1
+
+- name: Profiles from a configuration file
+  clientvpn.pki.vpn_client_profiles:
+    pki_dir: /srv/clientvpn/pki
+    names: [client1.domain.tld]
+    dest: /srv/clientvpn/profiles
+    config_file: /srv/clientvpn/downloaded-client-config.ovpn
+"""
+
+RETURN = r"""
+dest:
+  description: The profiles folder.
+  returned: success
+  type: str
+  sample: /srv/clientvpn/profiles
+profiles:
+  description: Path of each profile, by name.
+  returned: success
+  type: dict
+  sample: {"client1.domain.tld": "/srv/clientvpn/profiles/client1.domain.tld.ovpn"}
+files:
+  description: What was done per name - V(written), V(chmod) or V(unchanged).
+  returned: success
+  type: dict
+  sample: {"client1.domain.tld": "written"}
+changes:
+  description: One sentence per change.
+  returned: success
+  type: list
+  elements: str
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC, aws_call, build_client
+from ansible_collections.clientvpn.pki.plugins.module_utils.client_profiles import ClientProfiles
+from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
+from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
+
+
+def main():
+    argument_spec = dict(
+        pki_dir=dict(type="path", required=True),
+        names=dict(type="list", elements="str", required=True, aliases=["name"]),
+        dest=dict(type="path", required=True),
+        config_file=dict(type="path"),
+        client_vpn_endpoint_id=dict(type="str"),
+    )
+    argument_spec.update(AWS_ARGUMENT_SPEC)
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        mutually_exclusive=[("config_file", "client_vpn_endpoint_id")],
+        required_one_of=[("config_file", "client_vpn_endpoint_id")],
+        supports_check_mode=True,
+    )
+    params = module.params
+
+    def configuration():
+        if params["config_file"]:
+            try:
+                with open(params["config_file"]) as handle:
+                    return handle.read()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise PkiError("config_file %s cannot be read: %s" % (params["config_file"], exc))
+        client = build_client("ec2", params)
+        exported = aws_call(
+            "EC2 export_client_vpn_client_configuration",
+            client.export_client_vpn_client_configuration,
+            ClientVpnEndpointId=params["client_vpn_endpoint_id"],
+        )
+        return exported.get("ClientConfiguration", "")
+
+    run_backend(
+        module,
+        lambda: ClientProfiles(module, params["pki_dir"], params["names"], params["dest"], configuration()),
+        needs_boto3=bool(params["client_vpn_endpoint_id"]),
+    )
+
+
+if __name__ == "__main__":
+    main()
