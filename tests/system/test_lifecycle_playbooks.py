@@ -1,0 +1,118 @@
+"""The lifecycle playbooks end to end: renew_server (into the same ACM ARN, on
+moto's HTTP server), revoke_client (index, CRL, openssl's verdict) and
+client_profiles; each role in check mode, real, check mode, real."""
+
+import json
+import os
+import stat
+
+from conftest import openssl, playbook, recap
+
+CLIENTS = ["client1.domain.tld", "alice.example.com", "bob.example.com"]
+BASE_CONFIG = """client
+dev tun
+proto udp
+remote cvpn-endpoint-0123456789abcdef0.prod.clientvpn.eu-west-1.amazonaws.com 443
+remote-random-hostname
+resolv-retry infinite
+nobind
+remote-cert-tls server
+verify-x509-name server name
+cipher AES-256-GCM
+verb 3
+<ca>
+%s</ca>
+cert stale.crt
+key stale.key
+"""
+
+
+def _common(tmp_path):
+    return ["-e", "pki_dir=%s" % (tmp_path / "pki"), "-e", json.dumps({"pki_clients": CLIENTS})]
+
+
+def _build(tmp_path, endpoint):
+    playbook(["clientvpn.pki.mutual_auth", "-e", "stage_dir=%s" % (tmp_path / "stage"),
+              "-e", "acm_region=eu-west-1", "-e", "acm_endpoint_url=%s" % endpoint.url] + _common(tmp_path))
+    return json.loads((tmp_path / "stage" / "acm-arns.json").read_text())
+
+
+def test_renew_server_reimports_into_the_same_arn(tmp_path, local_acm):
+    arns = _build(tmp_path, local_acm)
+    pki = tmp_path / "pki"
+    key_before = (pki / "private" / "server.key").read_bytes()
+    args = ["clientvpn.pki.renew_server", "-e", "acm_region=eu-west-1", "-e", "acm_endpoint_url=%s" % local_acm.url] + _common(tmp_path)
+
+    checked = playbook(args, check=True)
+    assert recap(checked.stdout)["changed"] > 0
+    assert local_acm.requests().count("ImportCertificate") == 1
+    renewed = playbook(args + ["-v"])
+    assert recap(renewed.stdout)["changed"] > 0
+    assert "PRIVATE KEY" not in renewed.stdout
+    assert local_acm.requests().count("ImportCertificate") == 2
+    assert (pki / "private" / "server.key").read_bytes() == key_before
+    assert (pki / "renewed" / "issued" / "server.crt").exists()
+    serial = openssl("x509", "-in", str(pki / "issued" / "server.crt"), "-noout", "-serial").stdout.strip().split("=")[1]
+    assert serial != arns["server"]["serial"]
+    record = json.loads((pki / "acm-certificates.json").read_text())
+    assert record["eu-west-1"]["server"]["arn"] == arns["server"]["certificate_arn"]
+
+    # Scheduled runs of mutual_auth renew only what is due: nothing now.
+    again = playbook(["clientvpn.pki.mutual_auth", "-e", "stage_dir=%s" % (tmp_path / "stage"), "-e", "acm_region=eu-west-1",
+                      "-e", "acm_endpoint_url=%s" % local_acm.url] + _common(tmp_path))
+    # Two changes: the staging folder takes the renewed server.crt, acm-arns.json its new serial.
+    assert recap(again.stdout)["changed"] == 2
+    assert local_acm.requests().count("ImportCertificate") == 2
+
+
+def test_revoke_client_revokes_and_regenerates_the_crl(tmp_path):
+    playbook(["clientvpn.pki.mutual_auth", "-e", "stage_dir=%s" % (tmp_path / "stage"), "-e", "clientvpn_acm_import=false"] + _common(tmp_path))
+    pki = tmp_path / "pki"
+    bob_serial = openssl("x509", "-in", str(pki / "issued" / "bob.example.com.crt"), "-noout", "-serial").stdout.strip().split("=")[1]
+    args = ["clientvpn.pki.revoke_client", "-e", "pki_dir=%s" % pki, "-e", json.dumps({"revoke_client_names": ["bob.example.com"]}),
+            "-e", "crl_reason=affiliationChanged"]
+
+    assert recap(playbook(args, check=True).stdout)["changed"] > 0
+    assert (pki / "issued" / "bob.example.com.crt").exists() and not (pki / "crl.pem").exists()
+    assert recap(playbook(args).stdout)["changed"] > 0
+    assert recap(playbook(args, check=True).stdout)["changed"] == 0
+    assert recap(playbook(args).stdout)["changed"] == 0
+
+    rows = [row.split("\t") for row in (pki / "index.txt").read_text().splitlines()]
+    assert [row[0] for row in rows if row[3] == bob_serial] == ["R"]
+    assert [row for row in rows if row[3] == bob_serial][0][2].endswith(",affiliationChanged")
+    revoked_cert = pki / "revoked" / "certs_by_serial" / (bob_serial + ".crt")
+    assert revoked_cert.exists() and not (pki / "issued" / "bob.example.com.crt").exists()
+    crl = openssl("crl", "-in", str(pki / "crl.pem"), "-noout", "-text").stdout
+    assert "Serial Number: %s" % bob_serial in crl and "Affiliation Changed" in crl
+    verdict = openssl("verify", "-crl_check", "-CAfile", str(pki / "ca.crt"), "-CRLfile", str(pki / "crl.pem"), str(revoked_cert), check=False)
+    assert verdict.returncode != 0 and "revoked" in verdict.stdout + verdict.stderr
+    openssl("verify", "-crl_check", "-CAfile", str(pki / "ca.crt"), "-CRLfile", str(pki / "crl.pem"), str(pki / "issued" / "alice.example.com.crt"))
+
+
+def test_client_profiles_inline_certificate_and_key(tmp_path):
+    playbook(["clientvpn.pki.mutual_auth", "-e", "stage_dir=%s" % (tmp_path / "stage"), "-e", "clientvpn_acm_import=false"] + _common(tmp_path))
+    pki = tmp_path / "pki"
+    config = tmp_path / "downloaded-client-config.ovpn"
+    config.write_text(BASE_CONFIG % (pki / "ca.crt").read_text())
+    dest = tmp_path / "profiles"
+    args = ["clientvpn.pki.client_profiles", "-e", "profiles_config_file=%s" % config, "-e", "profiles_dest=%s" % dest] + _common(tmp_path)
+
+    assert recap(playbook(args, check=True).stdout)["changed"] > 0
+    assert not dest.exists()
+    first = playbook(args + ["-v"])
+    assert recap(first.stdout)["changed"] > 0 and "PRIVATE KEY" not in first.stdout
+    assert recap(playbook(args, check=True).stdout)["changed"] == 0
+    assert recap(playbook(args).stdout)["changed"] == 0
+
+    assert stat.S_IMODE(os.stat(dest).st_mode) == 0o700
+    for name in CLIENTS:
+        profile = (dest / (name + ".ovpn")).read_text()
+        assert stat.S_IMODE(os.stat(dest / (name + ".ovpn")).st_mode) == 0o600
+        assert "cert stale.crt" not in profile and "key stale.key" not in profile
+        assert profile.count("<cert>") == 1 and profile.count("<key>") == 1 and profile.count("<ca>") == 1
+        assert "remote-cert-tls server" in profile and "verify-x509-name server name" in profile
+        cert = profile.split("<cert>\n")[1].split("</cert>")[0]
+        assert cert.strip() == (pki / "issued" / (name + ".crt")).read_text().strip()
+        key = profile.split("<key>\n")[1].split("</key>")[0]
+        assert key.strip() == (pki / "private" / (name + ".key")).read_text().strip()
