@@ -18,14 +18,28 @@ import re
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import SECRET_MODE, PkiStore, check_name
 
-_INLINE_BLOCK = re.compile(r"^[ \t]*<(cert|key|pkcs12)>.*?^[ \t]*</\1>[ \t]*\r?\n?", re.MULTILINE | re.DOTALL)
-_FILE_LINE = re.compile(r"^[ \t]*(cert|key|pkcs12)([ \t].*)?\r?\n?", re.MULTILINE)
+_BLOCK = re.compile(r"^[ \t]*<([a-z0-9-]+)>.*?^[ \t]*</\1>[ \t]*(?:\r?\n|\Z)", re.MULTILINE | re.DOTALL)
+# The whole option only: `key-direction 1` is another option and stays.
+_FILE_LINE = re.compile(r"^[ \t]*(?:cert|key|pkcs12)(?:[ \t][^\r\n]*)?(?:\r?\n|\Z)", re.MULTILINE)
+_CLIENT_BLOCKS = ("cert", "key", "pkcs12")
 _PEM = re.compile(rb"-----BEGIN ([A-Z ]+)-----.*?-----END \1-----\r?\n?", re.DOTALL)
 
 
 def base_configuration(text):
-    """The endpoint configuration without any client certificate or key."""
-    text = _FILE_LINE.sub("", _INLINE_BLOCK.sub("", text))
+    """The endpoint configuration without any client certificate or key.
+
+    Inline blocks are kept whole (a <ca> line could start with "key"), except
+    the client's own <cert>, <key> and <pkcs12>; option lines are removed
+    only outside blocks.
+    """
+    kept, position = [], 0
+    for block in _BLOCK.finditer(text):
+        kept.append(_FILE_LINE.sub("", text[position:block.start()]))
+        if block.group(1) not in _CLIENT_BLOCKS:
+            kept.append(block.group(0))
+        position = block.end()
+    kept.append(_FILE_LINE.sub("", text[position:]))
+    text = "".join(kept)
     return text if text.endswith("\n") else text + "\n"
 
 
