@@ -38,7 +38,7 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import SEC
 from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import (
     CERT_TYPES,
     build_request,
-    generate_key,
+    generate_keys,
     key_to_pem,
     normalize_san,
     sign_leaf,
@@ -82,6 +82,7 @@ class NamePlan(object):
         self.changes = []
         self.key = None
         self.new_key = False
+        self.fresh_key = None
         self.cert = None
         self.cert_is_ours = False
         self.register = False
@@ -160,7 +161,7 @@ class CertificateIssuer(object):
         store, plan = self.store, NamePlan(spec)
         key_path, cert_path = store.key(spec.name), store.cert(spec.name)
         if os.path.exists(key_path):
-            plan.key, encrypted = inspect.load_private_key(key_path, None, "a passphrase (vpn_cert keeps keys unencrypted)")
+            plan.key, encrypted = inspect.load_private_key(key_path, None, "a passphrase (vpn_cert keeps keys unencrypted)", check_key=False)
             have = inspect.rsa_key_size(plan.key.public_key())
             if have != spec.key_size:
                 plan.new_key = True
@@ -228,6 +229,9 @@ class CertificateIssuer(object):
         store = self.store
         taken = set(rows)
         last_serial = None
+        keyless = [plan for plan in plans if plan.new_key and plan.action not in ("unchanged", "registered")]
+        for plan, key in zip(keyless, generate_keys([plan.spec.key_size for plan in keyless])):
+            plan.fresh_key = key
         for plan in plans:
             spec = plan.spec
             if plan.action in ("unchanged", "registered"):
@@ -240,7 +244,7 @@ class CertificateIssuer(object):
             if plan.new_key:
                 if plan.key is not None:
                     plan.backups.append(store.backup(store.key(spec.name)))
-                plan.key = generate_key(spec.key_size)
+                plan.key = plan.fresh_key
                 store.write(store.key(spec.name), key_to_pem(plan.key), SECRET_MODE)
             elif store.mode_of(store.key(spec.name)) != SECRET_MODE:
                 os.chmod(store.key(spec.name), SECRET_MODE)

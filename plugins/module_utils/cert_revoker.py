@@ -5,11 +5,12 @@
 
 For each name with an ``issued/<name>.crt`` signed by this CA: its
 ``index.txt`` row becomes ``R`` with the revocation time and reason, and its
-files move to ``revoked/{certs,private,reqs}_by_serial/<SERIAL>.*``. Older
-certificates of the same subject that are still valid (left by renewals,
-``renewed/issued/<name>.crt``) are revoked with it: a user who leaves loses
-every certificate, not only the newest. ``index.txt`` is read and written
-once, and no other file is rewritten, however long the database.
+files move to ``revoked/{certs,private,reqs}_by_serial/<SERIAL>.*``. The
+still-valid certificates its renewals left behind (``renewed/issued/<name>.crt``
+and ``renewed/certs_by_serial/``: same subject, same key) are revoked with it,
+so a user who leaves loses every certificate of that name, not only the newest;
+another name that shares the common name keeps its own. ``index.txt`` is read
+and written once, and no other file is rewritten, however long the database.
 """
 
 from __future__ import annotations
@@ -85,17 +86,34 @@ class CertificateRevoker(object):
         subject = format_subject(inspect.common_name(cert))
         if not any(entry.serial == serial for entry in entries):
             entries.append(valid_entry(cert.serial_number, inspect.not_after(cert), inspect.common_name(cert)))
+        renewed = self._renewed_serials(name, cert, subject, entries)
         serials = []
         for entry in entries:
-            if entry.status == "V" and (entry.serial == serial or entry.subject == subject):
+            if entry.status == "V" and (entry.serial == serial or entry.serial in renewed):
                 entry.status, entry.revoked = "R", revocation
                 serials.append(entry.serial)
         moves.append((cert_path, store.path("revoked", "certs_by_serial", serial + ".crt")))
         for source, folder, extension in ((store.key(name), "private_by_serial", ".key"), (store.req(name), "reqs_by_serial", ".req")):
             if os.path.exists(source):
                 moves.append((source, store.path("revoked", folder, serial + extension)))
-        renewed = store.renewed_cert(name)
-        if os.path.exists(renewed):
-            old_serial = inspect.serial_hex(inspect.load_certificate(renewed))
-            moves.append((renewed, store.path("revoked", "certs_by_serial", old_serial + ".crt")))
+        slot = store.renewed_cert(name)
+        if os.path.exists(slot):
+            moves.append((slot, store.path("revoked", "certs_by_serial", inspect.serial_hex(inspect.load_certificate(slot)) + ".crt")))
         return {"action": "revoked", "serials": serials, "serial": serial, "revocation": revocation}
+
+    def _renewed_serials(self, name, cert, subject, entries):
+        """Serials of this name's earlier certificates: the one in its renewed/issued slot, and
+        those renewals moved on to renewed/certs_by_serial/ that have the same subject and key
+        (a renewal keeps the key; another name with the same CN has its own). Only rows of
+        this subject are looked at, so a long index costs nothing here."""
+        store = self.store
+        slot = store.renewed_cert(name)
+        serials = set([inspect.serial_hex(inspect.load_certificate(slot))]) if os.path.exists(slot) else set()
+        public_key = inspect.public_key_der(cert.public_key())
+        for entry in entries:
+            path = store.renewed_by_serial(entry.serial)
+            if entry.status == "V" and entry.subject == subject and os.path.exists(path):
+                old = inspect.load_certificate(path)
+                if inspect.public_key_der(old.public_key()) == public_key:
+                    serials.add(entry.serial)
+        return serials

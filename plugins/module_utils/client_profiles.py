@@ -68,10 +68,16 @@ class ClientProfiles(object):
         self.base = base_configuration(configuration)
 
     def run(self, check_mode):
+        # Every profile is rendered before anything is written: a missing certificate
+        # fails the run with dest untouched, not with half the profiles written.
+        contents = dict((name, self._render(name, check_mode)) for name in self.names)
         folder, files = self.folder, {}
         changes = folder.prepare_root(check_mode)
         for name in self.names:
-            files[name] = self._write(name, check_mode)
+            if contents[name] is None:
+                files[name] = "written"  # check mode: an earlier task of this run would have issued it
+            else:
+                files[name] = folder.put(folder.path(name + ".ovpn"), contents[name], SECRET_MODE, check_mode)
             if files[name] != "unchanged":
                 changes.append("%s %s.ovpn" % (files[name], name))
         return {
@@ -84,15 +90,14 @@ class ClientProfiles(object):
             "diff": {"before": {}, "after": {}},
         }
 
-    def _write(self, name, check_mode):
+    def _render(self, name, check_mode):
         cert_path, key_path = self.pki.cert(name), self.pki.key(name)
         if not (os.path.exists(cert_path) and os.path.exists(key_path)):
             if check_mode:
-                return "written"  # an earlier task of this check run would have issued it
+                return None
             raise PkiError("%s or %s is missing: issue %s first (clientvpn.pki.vpn_cert)." % (cert_path, key_path, name))
-        content = render(
+        return render(
             self.base,
             _pem_only(self.pki.read(cert_path), "certificate", cert_path),
             _pem_only(self.pki.read(key_path), "private key", key_path),
         ).encode("ascii")
-        return self.folder.put(self.folder.path(name + ".ovpn"), content, SECRET_MODE, check_mode)

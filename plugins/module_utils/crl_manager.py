@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - reported by the modules
 from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import open_ca
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_serial
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
+from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import FILE_MODE
 from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import digest_of
 
 # Client VPN quota: entries per CRL.
@@ -85,13 +86,15 @@ class CrlPublisher(object):
             current = self._current(ca_cert)
             reasons = self._reasons(current, wanted)
             crl = current
-            if reasons and not check_mode:
-                crl = self._sign(ca_cert, ca_key, wanted, current)
-                store.write(self.pem_path, crl.public_bytes(serialization.Encoding.PEM))
-                store.write(self.der_path, crl.public_bytes(serialization.Encoding.DER))
-            elif current is not None and not os.path.exists(self.der_path) and not check_mode:
-                store.write(self.der_path, current.public_bytes(serialization.Encoding.DER))
-        return self._result(crl, wanted, reasons, check_mode)
+            if reasons:
+                crl = None if check_mode else self._sign(ca_cert, ca_key, wanted, current)
+                if crl is not None:
+                    store.write(self.pem_path, crl.public_bytes(serialization.Encoding.PEM))
+                    store.write(self.der_path, crl.public_bytes(serialization.Encoding.DER))
+            elif store.put(self.der_path, current.public_bytes(serialization.Encoding.DER), FILE_MODE, check_mode) != "unchanged":
+                # crl.der is derived from crl.pem: a missing or stale one is brought in step.
+                reasons.append("crl.der is not crl.pem in DER form")
+        return self._result(crl, wanted, reasons)
 
     def _current(self, ca_cert):
         if not os.path.exists(self.pem_path):
@@ -144,7 +147,8 @@ class CrlPublisher(object):
             builder = builder.add_revoked_certificate(item.build())
         return builder.sign(ca_key, digest_of(self.digest))
 
-    def _result(self, crl, wanted, reasons, check_mode):
+    def _result(self, crl, wanted, reasons):
+        """``crl`` is the CRL now on disk, or None when check mode only predicts a new one."""
         result = {
             "changed": bool(reasons),
             "reasons": reasons,
@@ -155,7 +159,7 @@ class CrlPublisher(object):
             "warnings": [],
             "diff": {"before": {}, "after": {"revoked_count": len(wanted)}},
         }
-        if crl is not None and not (reasons and check_mode):
+        if crl is not None:
             result["this_update"] = crl.last_update_utc.isoformat()
             result["next_update"] = crl.next_update_utc.isoformat()
         if len(wanted) > CLIENT_VPN_MAX_CRL_ENTRIES:

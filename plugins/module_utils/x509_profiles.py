@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import multiprocessing
+import os
 
 try:
     from cryptography import x509
@@ -109,6 +111,25 @@ def describe_general_name(name):
 # -- keys -----------------------------------------------------------------------
 def generate_key(key_size):
     return rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=key_size)
+
+
+def _generate_key_der(key_size):
+    key = generate_key(key_size)
+    return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+
+
+def generate_keys(key_sizes):
+    """New RSA keys, on every core: key generation is what a first run of many clients costs.
+
+    Worker processes are forked (no re-import of the module) and hand back
+    DER, which the parent loads without the RSA check it just satisfied.
+    """
+    workers = min(len(key_sizes), os.cpu_count() or 1)
+    if workers < 2:
+        return [generate_key(size) for size in key_sizes]
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        ders = pool.map(_generate_key_der, key_sizes, chunksize=max(1, len(key_sizes) // (workers * 4)))
+    return [serialization.load_der_private_key(der, password=None, unsafe_skip_rsa_key_validation=True) for der in ders]
 
 
 def key_to_pem(key, passphrase=None):

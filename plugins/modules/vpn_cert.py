@@ -119,8 +119,9 @@ options:
     description:
       - V(present) issues the certificates that are missing, differ or are due for renewal.
       - V(revoked) revokes them as C(easyrsa revoke) does - the C(index.txt) row becomes C(R) with the time
-        and O(reason), and the files move to C(revoked/{certs,private,reqs}_by_serial/<SERIAL>.*). Older
-        certificates of the same subject still valid (left by renewals) are revoked too. A name with no
+        and O(reason), and the files move to C(revoked/{certs,private,reqs}_by_serial/<SERIAL>.*). The
+        still-valid certificates earlier renewals of the same name left (same subject and key, under
+        C(renewed/)) are revoked too; another name sharing the common name is not touched. A name with no
         C(issued/<name>.crt) is left alone. Follow with M(clientvpn.pki.vpn_crl).
     type: str
     choices: [present, revoked]
@@ -200,7 +201,7 @@ certificates:
       choices: [created, renewed, reissued, registered, revoked, unchanged]
       sample: created
     serials:
-      description: With O(state=revoked), the serials revoked for this name (its certificate and older ones of the same subject).
+      description: With O(state=revoked), the serials revoked for this name (its certificate and those its earlier renewals left).
       type: list
       elements: str
     revocation:

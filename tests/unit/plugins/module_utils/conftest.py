@@ -82,9 +82,9 @@ class Helpers(object):
         return build_specs(names, cert_type, common_name, subject_alt_names, key_size, days, digest)
 
     @classmethod
-    def issue(cls, store, names, cert_type="client", check_mode=False, renew_before_days=30, ca_passphrase=None, **spec_args):
+    def issue(cls, store, names, cert_type="client", check_mode=False, renew_before_days=30, ca_passphrase=None, renew=False, **spec_args):
         specs = cls.specs(names, cert_type, **spec_args)
-        issuer = CertificateIssuer(store, specs, renew_before_days=renew_before_days, ca_passphrase=ca_passphrase)
+        issuer = CertificateIssuer(store, specs, renew_before_days=renew_before_days, ca_passphrase=ca_passphrase, renew=renew)
         return issuer.run(check_mode)
 
 
