@@ -192,7 +192,7 @@ def test_every_earlier_renewal_of_the_name_is_revoked(pki, helpers):
     revoking the name revokes all three of its certificates, and nothing of the other name."""
     helpers.issue(pki, ["c1", "c2"], days=10, renew_before_days=5)
     serials = [serial_of(pki.cert("c1"))]
-    for _ in range(2):
+    for renewal in range(2):
         assert helpers.issue(pki, "c1", renew=True)["certificates"]["c1"]["action"] == "renewed"
         serials.append(serial_of(pki.cert("c1")))
     assert os.path.isfile(pki.renewed_by_serial(serials[0]))
