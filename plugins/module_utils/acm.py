@@ -50,7 +50,9 @@ class LocalCertificate(object):
     def __init__(self, certificate, private_key, certificate_chain, passphrase=None, cert_type="server", now=None):
         self.leaf = inspect.load_certificate(certificate)
         self.chain = _load_chain(certificate_chain)
-        key, encrypted = inspect.load_private_key(private_key, passphrase, "private_key_passphrase")
+        # No RSA consistency check (~35 ms a key, most of a no-op run over many clients):
+        # the key is only compared with the certificate here, and ACM validates what it imports.
+        key, encrypted = inspect.load_private_key(private_key, passphrase, "private_key_passphrase", check_key=False)
         if encrypted:
             # ACM takes only an unencrypted key: decrypt in memory, never on disk.
             key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -106,14 +108,18 @@ class ArnRecord(object):
     def __init__(self, store):
         self.store = store
         self.path = store.path(RECORD_FILE)
+        self._data = None
 
     def load(self):
-        if not os.path.exists(self.path):
-            return {}
-        try:
-            return json.loads(self.store.read(self.path).decode("utf-8"))
-        except ValueError as exc:
-            raise PkiError("%s is not valid JSON (%s): remove it; the certificates are then found by their tags." % (self.path, exc))
+        """Read once (under the PKI lock), then kept: a list of names reads it once."""
+        if self._data is None:
+            self._data = {}
+            if os.path.exists(self.path):
+                try:
+                    self._data = json.loads(self.store.read(self.path).decode("utf-8"))
+                except ValueError as exc:
+                    raise PkiError("%s is not valid JSON (%s): remove it; the certificates are then found by their tags." % (self.path, exc))
+        return self._data
 
     def get(self, region, name):
         return self.load().get(region, {}).get(name)
@@ -132,7 +138,7 @@ class ArnRecord(object):
 class AcmCertificate(object):
     """Brings one ACM certificate to the wanted state: present (same files) or absent."""
 
-    def __init__(self, client, name, pki_dir, module, local=None, certificate_arn=None, tags=None, purge_tags=True, state="present"):
+    def __init__(self, client, name, pki_dir, module, local=None, certificate_arn=None, tags=None, purge_tags=True, state="present", record=None):
         self.client = client
         self.region = client.meta.region_name
         self.name = name
@@ -141,8 +147,8 @@ class AcmCertificate(object):
         self.tags = tags
         self.purge_tags = purge_tags
         self.state = state
-        self.store = PkiStore(module, pki_dir)
-        self.record = ArnRecord(self.store)
+        self.record = record or ArnRecord(PkiStore(module, pki_dir))
+        self.store = self.record.store
         self.calls = {"read": 0, "write": 0}
 
     # -- API wrappers that count -------------------------------------------------
@@ -217,9 +223,13 @@ class AcmCertificate(object):
     # -- deciding and doing ------------------------------------------------------------
     def run(self, check_mode):
         with self.store.locked(exclusive=not check_mode):
-            if self.state == "absent":
-                return self._absent(check_mode)
-            return self._present(check_mode)
+            return self.apply(check_mode)
+
+    def apply(self, check_mode):
+        """``run`` without taking the PKI lock (the caller holds it)."""
+        if self.state == "absent":
+            return self._absent(check_mode)
+        return self._present(check_mode)
 
     def _desired_tags(self, current):
         desired = dict(current) if (self.tags is None or not self.purge_tags) else {}
@@ -329,6 +339,47 @@ class AcmCertificate(object):
         return result
 
 
+class AcmCertificateList(object):
+    """Many certificates (``certificates``) in one module run: one lock, one read of the
+    ARN record, and per certificate only its own API calls. ACM has no batch import, and
+    throttles ImportCertificate, so the imports stay one after another (botocore retries
+    throttling). Every certificate is validated before the first API call; each import is
+    recorded as soon as it is done, so a failure half-way loses nothing."""
+
+    def __init__(self, certificates, record):
+        self.certificates = certificates
+        self.record = record  # None when check mode found nothing built yet
+
+    def run(self, check_mode):
+        results = {}
+        if self.record is None:
+            results = dict((item.name, item.run(check_mode)) for item in self.certificates)
+        else:
+            with self.record.store.locked(exclusive=not check_mode):
+                for item in self.certificates:
+                    try:
+                        results[item.name] = item.apply(check_mode) if isinstance(item, AcmCertificate) else item.run(check_mode)
+                    except PkiError as exc:
+                        done = sorted(name for name, result in results.items() if result["changed"])
+                        raise PkiError("%s: %s%s" % (item.name, exc, " Done before it in this run: %s." % ", ".join(done) if done and not check_mode else ""))
+        calls = {"read": 0, "write": 0}
+        warnings = []
+        for result in results.values():
+            made = result.pop("api_calls")
+            for kind in calls:
+                calls[kind] += made[kind]
+            warnings.extend(result.pop("warnings"))
+            result.pop("diff")
+        return {
+            "changed": any(result["changed"] for result in results.values()),
+            "region": next(iter(results.values()))["region"],
+            "certificates": results,
+            "api_calls": calls,
+            "warnings": warnings,
+            "diff": {"before": {}, "after": dict((name, result.get("serial")) for name, result in results.items())},
+        }
+
+
 class PendingImport(object):
     """Check mode of a whole play: an earlier task would have created the certificate,
     so a real run would import it. No file to read, no API call."""
@@ -352,3 +403,53 @@ class PendingImport(object):
             "warnings": [],
             "diff": {"before": {}, "after": {}},
         }
+
+
+def default_pki_dir(certificate):
+    """The easy-rsa PKI of ``issued/<name>.crt``, else the certificate's own directory."""
+    directory = os.path.dirname(os.path.abspath(certificate))
+    return os.path.dirname(directory) if os.path.basename(directory) == "issued" else directory
+
+
+def from_params(module, client_factory):
+    """The backend for vpn_acm_import's options: one certificate, or ``certificates``.
+
+    Every local certificate is read and validated here, before any API call.
+    """
+    params = module.params
+    listed = params["certificates"] is not None
+    items = params["certificates"] if listed else [
+        dict((key, params[key]) for key in ("name", "certificate", "private_key", "private_key_passphrase", "certificate_arn"))
+    ]
+    if not items:
+        raise PkiError("certificates is empty: give at least one certificate, or use certificate / private_key.")
+    built, names, record, client = [], set(), None, None
+    for index, item in enumerate(items):
+        certificate = item["certificate"]
+        name = item["name"] or (os.path.splitext(os.path.basename(certificate))[0] if certificate else None)
+        pki_dir = params["pki_dir"] or (default_pki_dir(certificate) if certificate else None)
+        if params["state"] == "present" and not (certificate and item["private_key"]):
+            where = "certificates[%d]" % index if listed else "vpn_acm_import"
+            raise PkiError("%s needs certificate and private_key with state=present (and certificate_chain)." % where)
+        if not (name and pki_dir) and not item["certificate_arn"]:
+            raise PkiError("state=absent needs certificate_arn, or name and pki_dir (or certificate) to find the recorded ARN.")
+        if name in names:
+            raise PkiError("certificates names %s twice: give each certificate its own name." % name)
+        names.add(name)
+        if params["state"] == "present" and module.check_mode and not os.path.exists(certificate):
+            built.append(PendingImport(name, params["region"]))
+            continue
+        pki_dir = os.path.abspath(pki_dir or os.getcwd())
+        if record is None:
+            record = ArnRecord(PkiStore(module, pki_dir))
+        elif record.store.root != pki_dir:
+            raise PkiError("certificates come from %s and %s: set pki_dir, or use one task per PKI." % (record.store.root, pki_dir))
+        local = None
+        if params["state"] == "present":
+            local = LocalCertificate(certificate, item["private_key"], params["certificate_chain"], item["private_key_passphrase"], params["type"])
+        client = client or client_factory()
+        built.append(AcmCertificate(
+            client, name=name or "unnamed", pki_dir=pki_dir, module=module, local=local, certificate_arn=item["certificate_arn"],
+            tags=params["tags"], purge_tags=params["purge_tags"], state=params["state"], record=record,
+        ))
+    return AcmCertificateList(built, record) if listed else built[0]

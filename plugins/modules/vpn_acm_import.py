@@ -52,11 +52,12 @@ attributes:
 options:
   certificate:
     description:
-      - Path of the PEM certificate to import (for example C(issued/server.crt)). Required with O(state=present).
+      - Path of the PEM certificate to import (for example C(issued/server.crt)). Required with O(state=present),
+        unless O(certificates) is given.
     type: path
   private_key:
     description:
-      - Path of its private key. Required with O(state=present).
+      - Path of its private key. Required with O(state=present), unless O(certificates) is given.
     type: path
   private_key_passphrase:
     description:
@@ -77,6 +78,32 @@ options:
       - Defaults to the certificate's file name without its extension (C(server) for C(issued/server.crt)).
         Required with O(state=absent) unless O(certificate_arn) is given.
     type: str
+  certificates:
+    description:
+      - Many certificates in one module run (client certificates, typically), instead of O(certificate),
+        O(private_key), O(private_key_passphrase), O(certificate_arn) and O(name). The other options apply to all.
+      - All are validated before the first API call, the ARN record is read once, and each certificate then costs
+        only its own API calls (ACM has no batch import, and throttles ImportCertificate, so they are made one after
+        another). Each import is recorded as soon as it is done.
+      - They must all belong to one PKI (O(pki_dir)).
+    type: list
+    elements: dict
+    suboptions:
+      name:
+        description: As O(name). Defaults to the certificate's file name without its extension; names must differ.
+        type: str
+      certificate:
+        description: As O(certificate). Required with O(state=present).
+        type: path
+      private_key:
+        description: As O(private_key). Required with O(state=present).
+        type: path
+      private_key_passphrase:
+        description: As O(private_key_passphrase).
+        type: str
+      certificate_arn:
+        description: As O(certificate_arn).
+        type: str
   pki_dir:
     description:
       - Directory in which the ARN is recorded (C(acm-certificates.json)).
@@ -148,6 +175,18 @@ EXAMPLES = r"""
         certificate_chain: /srv/clientvpn/pki/ca.crt
         type: client
 
+- name: Import every client certificate in one module run
+  clientvpn.pki.vpn_acm_import:
+    certificates:
+      - certificate: /srv/clientvpn/pki/issued/alice.example.com.crt
+        private_key: /srv/clientvpn/pki/private/alice.example.com.key
+      - certificate: /srv/clientvpn/pki/issued/bob.example.com.crt
+        private_key: /srv/clientvpn/pki/private/bob.example.com.key
+    certificate_chain: /srv/clientvpn/pki/ca.crt
+    type: client
+    region: eu-west-1
+  register: clients_acm
+
 - name: Delete the server certificate from ACM
   clientvpn.pki.vpn_acm_import:
     name: server
@@ -159,15 +198,27 @@ EXAMPLES = r"""
 RETURN = r"""
 certificate_arn:
   description: ARN of the certificate in ACM. Null in check mode before a first import, and when nothing was found to delete.
-  returned: success
+  returned: success, without O(certificates)
   type: str
   sample: arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012
 action:
   description: What was done (or, in check mode, would be).
-  returned: success
+  returned: success, without O(certificates)
   type: str
   choices: [imported, reimported, unchanged, deleted]
   sample: imported
+certificates:
+  description:
+    - With O(certificates), the result of each certificate by name - C(certificate_arn), C(action), C(changed),
+      C(serial), C(not_after), C(domain), C(tags), as returned for one certificate.
+  returned: with O(certificates)
+  type: dict
+  sample:
+    alice.example.com:
+      certificate_arn: arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012
+      action: imported
+      changed: true
+      serial: 5E0F1C46A8F1B0E2D6C0B9A1E8D7C6B5
 region:
   description: The region used.
   returned: success
@@ -175,49 +226,41 @@ region:
   sample: eu-west-1
 name:
   description: The name under which the ARN is recorded and tagged.
-  returned: success
+  returned: success, without O(certificates)
   type: str
   sample: server
 serial:
   description: Serial number of the local certificate, upper-case hex.
-  returned: when O(state=present)
+  returned: when O(state=present), without O(certificates)
   type: str
   sample: F7D1FB8D1FD51DFBFEE8D31C98795DF1
 not_after:
   description: End of validity of the local certificate (ISO 8601, UTC).
-  returned: when O(state=present)
+  returned: when O(state=present), without O(certificates)
   type: str
   sample: "2029-02-26T20:06:30+00:00"
 domain:
   description: The certificate's domain (first DNS SAN, else the CN).
-  returned: when O(state=present)
+  returned: when O(state=present), without O(certificates)
   type: str
   sample: server
 tags:
   description: The tags the certificate carries after the run.
-  returned: when O(state=present)
+  returned: when O(state=present), without O(certificates)
   type: dict
   sample: {"clientvpn.pki:name": "server", "clientvpn.pki:ca-sha256": "9f86d0...", "Project": "client-vpn"}
 api_calls:
-  description: How many ACM read and write calls this run made.
+  description: How many ACM read and write calls this run made (all certificates together).
   returned: success
   type: dict
   sample: {"read": 1, "write": 0}
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.clientvpn.pki.plugins.module_utils.acm import AcmCertificate, LocalCertificate, PendingImport
+from ansible_collections.clientvpn.pki.plugins.module_utils.acm import from_params
 from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC, build_client
-from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
-
-
-def default_pki_dir(certificate):
-    directory = os.path.dirname(os.path.abspath(certificate))
-    return os.path.dirname(directory) if os.path.basename(directory) == "issued" else directory
 
 
 def main():
@@ -228,6 +271,17 @@ def main():
         certificate_chain=dict(type="path"),
         certificate_arn=dict(type="str"),
         name=dict(type="str"),
+        certificates=dict(
+            type="list",
+            elements="dict",
+            options=dict(
+                name=dict(type="str"),
+                certificate=dict(type="path"),
+                private_key=dict(type="path", no_log=False),
+                private_key_passphrase=dict(type="str", no_log=True),
+                certificate_arn=dict(type="str"),
+            ),
+        ),
         pki_dir=dict(type="path"),
         type=dict(type="str", default="server", choices=["server", "client"]),
         tags=dict(type="dict"),
@@ -237,37 +291,11 @@ def main():
     argument_spec.update(AWS_ARGUMENT_SPEC)
     module = AnsibleModule(
         argument_spec=argument_spec,
-        required_if=[("state", "present", ("certificate", "private_key", "certificate_chain"))],
+        mutually_exclusive=[("certificates", key) for key in ("certificate", "private_key", "private_key_passphrase", "certificate_arn", "name")],
+        required_if=[("state", "present", ("certificate_chain",))],
         supports_check_mode=True,
     )
-    params = module.params
-
-    def make_certificate():
-        certificate = params["certificate"]
-        name = params["name"] or (os.path.splitext(os.path.basename(certificate))[0] if certificate else None)
-        pki_dir = params["pki_dir"] or (default_pki_dir(certificate) if certificate else None)
-        if not (name and pki_dir) and not params["certificate_arn"]:
-            raise PkiError("state=absent needs certificate_arn, or name and pki_dir (or certificate) to find the recorded ARN.")
-        local = None
-        if params["state"] == "present" and module.check_mode and not os.path.exists(certificate):
-            return PendingImport(name, params["region"])
-        if params["state"] == "present":
-            local = LocalCertificate(
-                certificate, params["private_key"], params["certificate_chain"], params["private_key_passphrase"], params["type"]
-            )
-        return AcmCertificate(
-            build_client("acm", params),
-            name=name or "unnamed",
-            pki_dir=pki_dir or os.getcwd(),
-            module=module,
-            local=local,
-            certificate_arn=params["certificate_arn"],
-            tags=params["tags"],
-            purge_tags=params["purge_tags"],
-            state=params["state"],
-        )
-
-    run_backend(module, make_certificate, needs_boto3=True)
+    run_backend(module, lambda: from_params(module, lambda: build_client("acm", module.params)), needs_boto3=True)
 
 
 if __name__ == "__main__":

@@ -108,3 +108,67 @@ def test_no_credentials_and_no_region_are_named(ca, local_acm, monkeypatch):
     assert "NoCredentials" in failed("vpn_acm_import", _args(ca, local_acm))
     assert "NoRegion" in failed("vpn_acm_import", _args(ca, local_acm, region=None))
     assert not {"ImportCertificate"} & set(local_acm.requests())
+
+
+def _client_list(pki, endpoint, names, **extra):
+    args = {
+        "certificates": [
+            {"certificate": os.path.join(pki, "issued", name + ".crt"), "private_key": os.path.join(pki, "private", name + ".key")}
+            for name in names
+        ],
+        "certificate_chain": os.path.join(pki, "ca.crt"),
+        "type": "client",
+        "region": "eu-west-1",
+        "endpoint_url": endpoint.url,
+    }
+    args.update(extra)
+    return args
+
+
+def test_a_list_of_client_certificates_in_one_run(ca, local_acm):
+    names = ["client%d" % index for index in range(1, 6)]
+    ok("vpn_cert", {"pki_dir": ca, "name": names, "type": "client"})
+    args = _client_list(ca, local_acm, names)
+
+    check1 = ok("vpn_acm_import", args, check_mode=True)
+    assert check1["changed"] is True
+    assert set(result["action"] for result in check1["certificates"].values()) == {"imported"}
+    assert not WRITES & set(local_acm.requests())
+
+    first = ok("vpn_acm_import", args)
+    assert sorted(first["certificates"]) == names
+    arns = dict((name, result["certificate_arn"]) for name, result in first["certificates"].items())
+    assert len(set(arns.values())) == len(names)
+    assert local_acm.requests().count("ImportCertificate") == len(names)
+    assert first["api_calls"]["write"] == len(names)
+
+    seen = len(local_acm.requests())
+    check2 = ok("vpn_acm_import", args, check_mode=True)
+    second = ok("vpn_acm_import", args)
+    assert (check2["changed"], second["changed"]) == (False, False)
+    assert dict((name, result["certificate_arn"]) for name, result in second["certificates"].items()) == arns
+    # Nothing to change: one ACM read per certificate and run, no write.
+    assert local_acm.requests()[seen:] == ["GetCertificate"] * (2 * len(names))
+
+    # Renew one client: only it is re-imported, into its own ARN.
+    ok("vpn_cert", {"pki_dir": ca, "name": ["client3"], "type": "client", "renew": True})
+    third = ok("vpn_acm_import", args)
+    actions = dict((name, result["action"]) for name, result in third["certificates"].items())
+    assert actions == dict((name, "reimported" if name == "client3" else "unchanged") for name in names)
+    assert third["certificates"]["client3"]["certificate_arn"] == arns["client3"]
+
+    # Every certificate is validated before the first API call.
+    ok("vpn_cert", {"pki_dir": ca, "name": ["client6"], "type": "client"})
+    seen = len(local_acm.requests())
+    bad = _client_list(ca, local_acm, ["client6"] + names)
+    bad["certificates"][-1]["private_key"] = os.path.join(ca, "private", "client6.key")
+    assert "does not belong to certificate" in failed("vpn_acm_import", bad)
+    assert local_acm.requests()[seen:] == []
+    twice = _client_list(ca, local_acm, ["client1", "client1"])
+    assert "names client1 twice" in failed("vpn_acm_import", twice)
+
+    absent = {"certificates": [{"name": name} for name in names], "pki_dir": ca, "state": "absent",
+              "region": "eu-west-1", "endpoint_url": local_acm.url}
+    deleted = ok("vpn_acm_import", absent)
+    assert set(result["action"] for result in deleted["certificates"].values()) == {"deleted"}
+    assert ok("vpn_acm_import", absent)["changed"] is False

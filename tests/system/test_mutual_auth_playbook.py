@@ -76,3 +76,19 @@ def test_mutual_auth_without_acm(tmp_path):
     assert recap(playbook(args).stdout)["changed"] > 0
     assert recap(playbook(args).stdout)["changed"] == 0
     assert "acm-arns.json" not in os.listdir(tmp_path / "custom_folder")
+
+
+def test_mutual_auth_imports_the_clients_when_asked(tmp_path, local_acm):
+    """acm_import_clients: every client certificate in ACM, in one module run, recorded in acm-arns.json."""
+    extra = ["-e", "acm_import_clients=true"]
+    assert recap(_run(tmp_path, local_acm, extra=extra).stdout)["changed"] > 0
+    arns = json.loads((tmp_path / "custom_folder" / "acm-arns.json").read_text())
+    assert sorted(arns["clients"]) == sorted(CLIENTS)
+    assert len(set(arns["clients"].values()) | {arns["server"]["certificate_arn"]}) == len(CLIENTS) + 1
+    assert arns["client_root_certificate_chain_arn"] == arns["server"]["certificate_arn"]
+    assert local_acm.requests().count("ImportCertificate") == len(CLIENTS) + 1
+
+    seen = len(local_acm.requests())
+    assert recap(_run(tmp_path, local_acm, extra=extra).stdout)["changed"] == 0
+    assert local_acm.requests()[seen:] == ["GetCertificate"] * (len(CLIENTS) + 1)
+    assert json.loads((tmp_path / "custom_folder" / "acm-arns.json").read_text()) == arns

@@ -22,7 +22,7 @@ import os
 
 import boto3
 import pytest
-from botocore.stub import Stubber
+from botocore.stub import ANY, Stubber
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -33,6 +33,7 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.acm import (
     TAG_CA,
     TAG_NAME,
     AcmCertificate,
+    AcmCertificateList,
     ArnRecord,
     LocalCertificate,
 )
@@ -114,7 +115,11 @@ class Material(object):
         self.ca_key = inspect.load_private_key(store.ca_key)[0]
         self.leaf_pem = helpers.read(self.cert).decode()
         self.ca_pem = helpers.read(self.chain).decode()
-        self.record = ArnRecord(store)
+
+    @property
+    def record(self):
+        """A fresh reader each time: an ArnRecord keeps what it read."""
+        return ArnRecord(self.store)
 
     def local(self, cert_type="server"):
         return LocalCertificate(self.cert, self.key, self.chain, None, cert_type)
@@ -213,6 +218,30 @@ def test_import_errors_carry_the_aws_code(acm, mat, fake_module, code, message):
     assert message in text
     acm.stubber.assert_no_pending_responses()
     assert mat.recorded() is None
+
+
+def test_a_list_failing_half_way_keeps_and_names_what_it_did(acm, mat, fake_module, helpers):
+    """certificates: the first import is recorded before the second fails; the message names the
+    certificate that failed and the ones done before it, so the next run just carries on."""
+    helpers.issue(mat.store, "client1", "client")
+    record = ArnRecord(mat.store)
+    items = [
+        AcmCertificate(acm.client, name, mat.root, fake_module, record=record,
+                       local=LocalCertificate(mat.store.cert(name), mat.store.key(name), mat.chain, None, cert_type))
+        for name, cert_type in (("server", "server"), ("client1", "client"))
+    ]
+    any_import = {"Certificate": ANY, "PrivateKey": ANY, "CertificateChain": ANY, "Tags": ANY}
+    acm.ok("list_certificates", {"CertificateSummaryList": []}, LIST_PARAMS)
+    acm.ok("import_certificate", {"CertificateArn": ARN}, any_import)
+    acm.ok("list_certificates", {"CertificateSummaryList": []}, LIST_PARAMS)
+    acm.error("import_certificate", "LimitExceededException", "the maximum number of certificates has been reached", any_import)
+    with pytest.raises(PkiError) as caught:
+        AcmCertificateList(items, record).run(False)
+    text = str(caught.value)
+    assert text.startswith("client1: ") and "LimitExceededException" in text
+    assert text.endswith("Done before it in this run: server.")
+    assert mat.recorded()["arn"] == ARN
+    acm.stubber.assert_no_pending_responses()
 
 
 def test_reimport_sends_no_tags_then_reconciles_them(acm, mat, fake_module):
