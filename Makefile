@@ -29,11 +29,11 @@ export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(VENV_BIN):$(PATH)
 
 .PHONY: help venv system-deps collection ansible-test-bootstrap sanity units lint \
-	integration system test demo clean
+	integration system test demo benchmark clean
 
 help:
 	@echo "Targets: venv system-deps collection ansible-test-bootstrap sanity units lint"
-	@echo "         integration system test demo clean"
+	@echo "         integration system test demo benchmark clean"
 
 # --- environment -----------------------------------------------------------
 
@@ -157,6 +157,13 @@ demo: venv collection
 	find $(DEMO_DIR)/pki $(DEMO_DIR)/custom_folder -type f -exec stat -c '%a %n' {} + | sort -k2
 	echo "demo: ARNs ($(DEMO_DIR)/custom_folder/acm-arns.json):"
 	cat $(DEMO_DIR)/custom_folder/acm-arns.json
+
+# Side by side with easy-rsa and a one-task-per-item playbook; about 100 minutes on
+# 2 cores with the defaults. Writes its table into docs/performance.md.
+# Fewer sizes: make benchmark BENCHMARK_ARGS="--sizes 10,100 --revoke-size 2000"
+BENCHMARK_ARGS ?=
+benchmark: venv collection system-deps
+	$(VENV_PY) benchmarks/run.py --write-doc docs/performance.md --json .build/benchmark.json $(BENCHMARK_ARGS)
 
 clean:
 	rm -rf .build demo

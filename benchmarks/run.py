@@ -1,0 +1,444 @@
+# Copyright: clientvpn.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Side-by-side benchmark of clientvpn.pki against the ways users build the PKI today.
+
+For each N clients, in one run on one machine, the median of several repetitions of:
+
+* ours       ansible-playbook clientvpn.pki.mutual_auth without the ACM step
+             (first run on an empty folder, then a run with nothing to change);
+* easyrsa    the seed procedure with Debian's easy-rsa: build-ca nopass,
+             build-server-full server nopass, build-client-full per client, cp to
+             the staging folder;
+* per-item   benchmarks/per_item.yml: one task per step, looping over the
+             clients (key, request, certificate, staging copies), openssl calls;
+* floor      N x the median RSA-2048 key generation time / cores.
+
+And for the revoke case (20,000 clients by default): revoke one client and
+regenerate the CRL, with clientvpn.pki.revoke_client and with easyrsa
+revoke + gen-crl on copies of the same PKI.
+
+Peak memory is the largest total PSS (shared pages split between the
+processes sharing them) of the measured process tree, sampled every 20 ms. Repetitions of one cell stop early (never below one run) once
+the cell has used --cell-budget seconds, so the slow baselines at N=1000 run
+once: the "runs" column says how many runs each median is of.
+
+Run it with `make benchmark` (docs/performance.md); --write-doc replaces the
+results section of docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import psutil
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+EASYRSA = os.environ.get("EASYRSA_BIN", "/usr/share/easy-rsa/easyrsa")
+DOC_START, DOC_END = "<!-- benchmark:start -->", "<!-- benchmark:end -->"
+
+
+# -- measuring ---------------------------------------------------------------------------------
+class Measured(object):
+    def __init__(self, seconds, peak_rss, output):
+        self.seconds, self.peak_rss, self.output = seconds, peak_rss, output
+
+    def changed(self):
+        """The `changed=` count of an ansible-playbook recap."""
+        counts = re.findall(r"changed=(\d+)", self.output)
+        if not counts:
+            raise RuntimeError("no PLAY RECAP in the output:\n" + self.output[-2000:])
+        return int(counts[-1])
+
+
+def _tree_memory(process):
+    """Proportional set size of the process and its descendants: shared pages (Ansible's
+    forked workers, the key generation pool) are split between the processes sharing
+    them, so the sum is the memory the tree really holds, not RSS counted twice."""
+    total = 0
+    for member in [process] + process.children(recursive=True):
+        try:
+            total += member.memory_full_info().pss
+        except psutil.Error:
+            pass  # ended between listing and reading
+    return total
+
+
+def measure(command, env=None, cwd=None):
+    """Run ``command``; its wall time and the peak memory of its whole process tree."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    peak, done = [0], threading.Event()
+
+    def sample():
+        watched = psutil.Process(proc.pid)
+        while not done.is_set():
+            try:
+                peak[0] = max(peak[0], _tree_memory(watched))
+            except psutil.Error:
+                return
+            done.wait(0.02)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output = proc.stdout.read().decode("utf-8", "replace")
+    proc.wait()
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError("%s failed (exit %d):\n%s" % (" ".join(command[:3]), proc.returncode, output[-4000:]))
+    return Measured(seconds, peak[0], output)
+
+
+class Cell(object):
+    """Repetitions of one measurement, within a time budget."""
+
+    def __init__(self, scenario, n, phase):
+        self.scenario, self.n, self.phase = scenario, n, phase
+        self.runs = []
+
+    def add(self, measured):
+        self.runs.append(measured)
+
+    @property
+    def median(self):
+        return statistics.median(run.seconds for run in self.runs)
+
+    @property
+    def peak_rss(self):
+        return max(run.peak_rss for run in self.runs)
+
+    def as_dict(self):
+        return {
+            "scenario": self.scenario,
+            "n": self.n,
+            "phase": self.phase,
+            "runs": len(self.runs),
+            "median_s": round(self.median, 3),
+            "all_s": [round(run.seconds, 3) for run in self.runs],
+            "peak_rss_mb": round(self.peak_rss / 2**20, 1),
+        }
+
+
+# -- scenarios ---------------------------------------------------------------------------------
+class Bench(object):
+    def __init__(self, args):
+        self.args = args
+        self.work = tempfile.mkdtemp(prefix="clientvpn-bench-", dir=args.work_dir)
+        self.env = dict(os.environ)
+        self.env.setdefault("ANSIBLE_COLLECTIONS_PATH", os.path.join(REPO, ".build", "collections"))
+        self.env.update(ANSIBLE_NOCOLOR="1", ANSIBLE_LOCALHOST_WARNING="False", ANSIBLE_INVENTORY_UNPARSED_WARNING="False")
+        self.cells = []
+
+    def log(self, text):
+        print("[%s] %s" % (datetime.datetime.now().strftime("%H:%M:%S"), text), file=sys.stderr, flush=True)
+
+    def folder(self, *parts):
+        path = os.path.join(self.work, *parts)
+        if os.path.exists(path):
+            shutil.rmtree(path)
+        os.makedirs(path)
+        return path
+
+    def clients(self, n):
+        return ["client%d.domain.tld" % index for index in range(1, n + 1)]
+
+    def vars_file(self, path, data):
+        with open(path, "w") as handle:
+            json.dump(data, handle)
+        return "@" + path
+
+    def repeat(self, scenario, n, phases, one_run):
+        """``one_run()`` yields (phase, Measured) per phase; repeated within the budget."""
+        cells = dict((phase, Cell(scenario, n, phase)) for phase in phases)
+        spent = 0.0
+        for index in range(self.args.repeat):
+            if index and spent > self.args.cell_budget:
+                break
+            for phase, measured in one_run():
+                cells[phase].add(measured)
+                spent += measured.seconds
+                self.log("%-9s N=%-6d %-7s run %d: %.2f s, peak %.0f MB" % (scenario, n, phase, index + 1, measured.seconds, measured.peak_rss / 2**20))
+        self.cells.extend(cells.values())
+        self.save()
+
+    def save(self, **extra):
+        """Results so far, after every cell: an hour-long run that fails late keeps what it measured."""
+        if self.args.json:
+            with open(self.args.json, "w") as handle:
+                json.dump(dict(extra, cells=[cell.as_dict() for cell in self.cells if cell.runs]), handle, indent=2)
+
+    def playbook(self, playbook, *extra):
+        return ["ansible-playbook", playbook] + [arg for pair in extra for arg in ("-e", pair)]
+
+    def ours(self, n):
+        def one_run():
+            base = self.folder("ours")
+            extra = self.vars_file(
+                os.path.join(base, "vars.json"),
+                {"pki_dir": base + "/pki", "stage_dir": base + "/custom_folder", "pki_clients": self.clients(n), "clientvpn_acm_import": False},
+            )
+            command = self.playbook("clientvpn.pki.mutual_auth", extra)
+            first = measure(command, self.env)
+            if first.changed() == 0:
+                raise RuntimeError("ours: the first run changed nothing")
+            yield "first", first
+            noop = measure(command, self.env)
+            if noop.changed() != 0:
+                raise RuntimeError("ours: the second run changed %d task(s)" % noop.changed())
+            yield "no-op", noop
+
+        self.repeat("ours", n, ("first", "no-op"), one_run)
+
+    def easyrsa(self, n):
+        def one_run():
+            base = self.folder("easyrsa")
+            with open(os.path.join(base, "clients"), "w") as handle:
+                handle.write("\n".join(self.clients(n)) + "\n")
+            script = (
+                'set -euo pipefail; cd "$1"; export EASYRSA_BATCH=1 EASYRSA_PKI="$1/pki"\n'
+                '"$2" init-pki; "$2" build-ca nopass; "$2" --san=DNS:server build-server-full server nopass\n'
+                'while read -r c; do "$2" build-client-full "$c" nopass; done < clients\n'
+                "mkdir -m 0700 custom_folder; cp pki/ca.crt pki/issued/server.crt pki/private/server.key custom_folder/\n"
+                'while read -r c; do cp "pki/issued/$c.crt" "pki/private/$c.key" custom_folder/; done < clients\n'
+            )
+            yield "first", measure(["bash", "-c", script, "easyrsa", base, EASYRSA], self.env)
+
+        self.repeat("easyrsa", n, ("first",), one_run)
+
+    def per_item(self, n):
+        def one_run():
+            base = self.folder("per_item")
+            extra = self.vars_file(
+                os.path.join(base, "vars.json"), {"pki_dir": base + "/pki", "stage_dir": base + "/custom_folder", "clients": self.clients(n)}
+            )
+            command = self.playbook(os.path.join(HERE, "per_item.yml"), extra)
+            yield "first", measure(command, self.env)
+            noop = measure(command, self.env)
+            if noop.changed() != 0:
+                raise RuntimeError("per-item: the second run changed %d task(s)" % noop.changed())
+            yield "no-op", noop
+
+        self.repeat("per-item", n, ("first", "no-op"), one_run)
+
+    def keygen_median(self):
+        """Median RSA-2048 key generation time, one process, as vpn_cert does it (cryptography)."""
+        code = (
+            "import json, time\n"
+            "from cryptography.hazmat.primitives.asymmetric import rsa\n"
+            "times = []\n"
+            "for _ in range(%d):\n"
+            "    start = time.perf_counter(); rsa.generate_private_key(public_exponent=65537, key_size=2048)\n"
+            "    times.append(time.perf_counter() - start)\n"
+            "print(json.dumps(times))\n" % self.args.keygen_samples
+        )
+        times = json.loads(subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.PIPE).stdout)
+        return statistics.median(times)
+
+    # -- revoke one of many ----------------------------------------------------------------------
+    def revoke(self, n):
+        pristine = os.path.join(self.folder("revoke"), "pki")
+        self.log("revoke: building a PKI of %d clients (RSA-1024 client keys: the key size does not change what revoking costs)" % n)
+        setup = self.playbook(
+            os.path.join(HERE, "setup_revoke.yml"),
+            self.vars_file(os.path.join(self.work, "revoke", "vars.json"), {"pki_dir": pristine, "clients": self.clients(n)}),
+        )
+        built = measure(setup, self.env)
+        self.log("revoke: PKI built in %.1f s" % built.seconds)
+        victim = self.clients(n)[n // 2]
+        files = {}
+
+        def copy():
+            work = os.path.join(self.work, "revoke", "work")
+            if os.path.exists(work):
+                shutil.rmtree(work)
+            shutil.copytree(pristine, work, symlinks=True)
+            return work
+
+        def ours():
+            work = copy()
+            before = snapshot(work)
+            names = self.vars_file(os.path.join(self.work, "revoke", "names.json"), {"pki_dir": work, "revoke_client_names": [victim]})
+            measured = measure(self.playbook("clientvpn.pki.revoke_client", names), self.env)
+            files["ours"] = len(touched(before, snapshot(work)))
+            yield "revoke+crl", measured
+
+        def easyrsa():
+            work = copy()
+            before = snapshot(work)
+            env = dict(self.env, EASYRSA_BATCH="1", EASYRSA_PKI=work)
+            script = '"$1" revoke "$2" && "$1" gen-crl'
+            measured = measure(["bash", "-c", script, "easyrsa", EASYRSA, victim], env)
+            files["easyrsa"] = len(touched(before, snapshot(work)))
+            yield "revoke+crl", measured
+
+        self.repeat("ours", n, ("revoke+crl",), ours)
+        self.repeat("easyrsa", n, ("revoke+crl",), easyrsa)
+        return files
+
+
+def snapshot(root):
+    states = {}
+    for directory, _dirs, names in os.walk(root):
+        for name in names:
+            path = os.path.join(directory, name)
+            stat = os.stat(path)
+            states[path] = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    return states
+
+
+def touched(before, after):
+    return [path for path in set(before) | set(after) if before.get(path) != after.get(path)]
+
+
+# -- report ------------------------------------------------------------------------------------
+def find(cells, scenario, n, phase):
+    for cell in cells:
+        if (cell.scenario, cell.n, cell.phase) == (scenario, n, phase) and cell.runs:
+            return cell
+    return None
+
+
+def report(bench, floors, keygen, revoke_files, sizes, revoke_n):
+    cells, lines = bench.cells, []
+    cores = os.cpu_count()
+    lines.append("Machine: %s, %d cores, %.1f GiB RAM, Python %s, %s." % (
+        platform.machine(), cores, psutil.virtual_memory().total / 2**30, platform.python_version(), easyrsa_version()))
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    lines.append("Run on %s UTC with `%s`." % (when, " ".join(["python benchmarks/run.py"] + bench.args.argv)))
+    lines.append("Median RSA-2048 key generation: %.1f ms (%d samples, one core)." % (keygen * 1000, bench.args.keygen_samples))
+    lines.append("")
+    lines.append(
+        "| N | run | ours (s) | easy-rsa (s) | per-item (s) | floor (s) | ours / easy-rsa | ours / per-item | ours / floor"
+        " | ours peak MB | runs (ours, easy-rsa, per-item) |"
+    )
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|")
+
+    def cell_text(cell):
+        return "%.2f" % cell.median if cell else "-"
+
+    def ratio(a, b):
+        return "%.3g" % (a.median / b.median) if a and b else "-"
+
+    for n in sizes:
+        for phase in ("first", "no-op"):
+            ours, easy, item = find(cells, "ours", n, phase), find(cells, "easyrsa", n, phase), find(cells, "per-item", n, phase)
+            floor = floors[n] if phase == "first" else None
+            lines.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                n, phase, cell_text(ours), cell_text(easy), cell_text(item),
+                "%.2f" % floor if floor is not None else "-",
+                ratio(ours, easy), ratio(ours, item),
+                "%.2f" % (ours.median / floor) if ours and floor else "-",
+                "%.0f" % (ours.peak_rss / 2**20) if ours else "-",
+                ", ".join(str(len(c.runs)) if c else "-" for c in (ours, easy, item)),
+            ))
+    if revoke_n:
+        ours, easy = find(cells, "ours", revoke_n, "revoke+crl"), find(cells, "easyrsa", revoke_n, "revoke+crl")
+        lines.append("")
+        lines.append("| N | run | ours (s) | easy-rsa (s) | ours / easy-rsa | files written (ours, easy-rsa) | ours peak MB | runs |")
+        lines.append("|---|---|---|---|---|---|---|---|")
+        lines.append("| %d | revoke one + CRL | %s | %s | %s | %s, %s | %.0f | %d, %d |" % (
+            revoke_n, cell_text(ours), cell_text(easy), ratio(ours, easy), revoke_files.get("ours"), revoke_files.get("easyrsa"),
+            ours.peak_rss / 2**20, len(ours.runs), len(easy.runs)))
+    lines.append("")
+    lines.extend(targets(cells, floors, revoke_n))
+    return "\n".join(lines) + "\n"
+
+
+def targets(cells, floors, revoke_n):
+    """The issue's targets for a 2-core machine, each met or missed by how much."""
+    checks = []
+    first, noop = find(cells, "ours", 1000, "first"), find(cells, "ours", 1000, "no-op")
+    easy, item = find(cells, "easyrsa", 1000, "first"), find(cells, "per-item", 1000, "no-op")
+    if first:
+        checks.append(("N=1000 first run <= 1.5 x floor + 5 s", first.median, 1.5 * floors[1000] + 5, "s"))
+        checks.append(("N=1000 peak memory < 300 MB", first.peak_rss / 2**20, 300, "MB"))
+    if noop:
+        checks.append(("N=1000 no-op run <= 5 s", noop.median, 5, "s"))
+    if first and easy:
+        checks.append(("N=1000 first run >= 5x faster than easy-rsa", first.median, easy.median / 5, "s"))
+    if noop and item:
+        checks.append(("N=1000 no-op >= 100x faster than per-item", noop.median, item.median / 100, "s"))
+    revoke = find(cells, "ours", revoke_n, "revoke+crl") if revoke_n else None
+    if revoke:
+        checks.append(("N=%d revoke one + CRL < 5 s" % revoke_n, revoke.median, 5, "s"))
+    lines = ["| target | measured | limit | verdict |", "|---|---|---|---|"]
+    for label, value, limit, unit in checks:
+        verdict = "met" if value <= limit else "missed by %.2f %s (%.0f%%)" % (value - limit, unit, 100.0 * (value - limit) / limit)
+        lines.append("| %s | %.2f %s | %.2f %s | %s |" % (label, value, unit, limit, unit, verdict))
+    return lines
+
+
+def easyrsa_version():
+    try:
+        out = subprocess.run([EASYRSA, "--version"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False).stdout.decode()
+        return "easy-rsa " + re.search(r"Version:\s*(\S+)", out).group(1)
+    except (OSError, AttributeError):
+        return "easy-rsa unknown"
+
+
+def write_doc(path, text):
+    with open(path) as handle:
+        doc = handle.read()
+    start, end = doc.index(DOC_START) + len(DOC_START), doc.index(DOC_END)
+    with open(path, "w") as handle:
+        handle.write(doc[:start] + "\n" + text + doc[end:])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
+    parser.add_argument("--sizes", default="10,100,1000", help="client counts, comma separated (default: %(default)s)")
+    parser.add_argument("--revoke-size", type=int, default=20000, help="clients in the revoke case; 0 skips it (default: %(default)s)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions per cell (default: %(default)s)")
+    parser.add_argument("--cell-budget", type=float, default=700, help="no further repetition of a cell once it used this many seconds (default: %(default)s)")
+    parser.add_argument("--scenarios", default="ours,easyrsa,per-item", help="which of ours,easyrsa,per-item (default: all)")
+    parser.add_argument("--keygen-samples", type=int, default=40)
+    parser.add_argument("--work-dir", default=None, help="where the PKIs are built (default: the system temp dir)")
+    parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--write-doc", help="replace the results section of this markdown file (docs/performance.md)")
+    args = parser.parse_args(argv)
+    args.argv = list(argv if argv is not None else sys.argv[1:])
+    sizes = [int(size) for size in args.sizes.split(",") if size]
+    scenarios = set(args.scenarios.split(","))
+    if "easyrsa" in scenarios or args.revoke_size:
+        if not os.access(EASYRSA, os.X_OK):
+            sys.exit("%s not found: install Debian's easy-rsa (apt-get install easy-rsa) or set EASYRSA_BIN." % EASYRSA)
+
+    bench = Bench(args)
+    try:
+        keygen = bench.keygen_median()
+        floors = dict((n, n * keygen / os.cpu_count()) for n in sizes)
+        bench.log("floor: RSA-2048 key generation median %.1f ms" % (keygen * 1000))
+        for n in sizes:
+            if "ours" in scenarios:
+                bench.ours(n)
+            if "easyrsa" in scenarios:
+                bench.easyrsa(n)
+            if "per-item" in scenarios:
+                bench.per_item(n)
+        revoke_files = bench.revoke(args.revoke_size) if args.revoke_size else {}
+    finally:
+        shutil.rmtree(bench.work, ignore_errors=True)
+    text = report(bench, floors, keygen, revoke_files, sizes, args.revoke_size)
+    print(text)
+    bench.save(keygen_s=keygen, floors=floors, revoke_files=revoke_files)
+    if args.write_doc:
+        write_doc(args.write_doc, text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
