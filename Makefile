@@ -29,7 +29,7 @@ export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(VENV_BIN):$(PATH)
 
 .PHONY: help venv system-deps collection ansible-test-bootstrap sanity units lint \
-	integration system test demo benchmark clean
+	integration system module-docs module-docs-check test demo benchmark clean
 
 help:
 	@echo "Targets: venv system-deps collection ansible-test-bootstrap sanity units lint"
@@ -137,7 +137,14 @@ integration: venv collection
 system: venv collection system-deps
 	$(VENV_PY) -m pytest -p no:cacheprovider tests/system
 
-test: venv system-deps collection ansible-test-bootstrap units integration system sanity lint
+# docs/modules/ is generated from the modules' own documentation; `test` checks it is current.
+module-docs: venv collection
+	$(VENV_PY) tests/tools/module_docs.py
+
+module-docs-check: venv collection
+	$(VENV_PY) tests/tools/module_docs.py --check
+
+test: venv system-deps collection ansible-test-bootstrap module-docs-check units integration system sanity lint
 
 # --- demo ------------------------------------------------------------------
 
