@@ -29,7 +29,7 @@ export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(VENV_BIN):$(PATH)
 
 .PHONY: help venv system-deps collection ansible-test-bootstrap sanity units lint \
-	integration system module-docs module-docs-check test demo benchmark clean
+	integration system molecule module-docs module-docs-check test demo benchmark clean
 
 help:
 	@echo "Targets: venv system-deps collection ansible-test-bootstrap sanity units lint"
@@ -137,6 +137,20 @@ integration: venv collection
 system: venv collection system-deps
 	$(VENV_PY) -m pytest -p no:cacheprovider tests/system
 
+# The roles with molecule (default driver, localhost: no container engine) against a
+# local ACM endpoint started here: converge, idempotence, verify.
+molecule: venv collection system-deps
+	state_dir="$$(mktemp -d "$${TMPDIR:-/tmp}/clientvpn-molecule-acm.XXXXXX")"
+	acm_url="$$($(VENV_PY) tests/tools/local_acm.py start --state-dir "$$state_dir")"
+	trap '$(VENV_PY) $(CURDIR)/tests/tools/local_acm.py stop --state-dir "$$state_dir"; rm -rf "$$state_dir"' EXIT
+	cd extensions
+	for scenario in molecule/*/molecule.yml; do
+		scenario="$${scenario#molecule/}"; scenario="$${scenario%/molecule.yml}"
+		# With an unmanaged driver molecule keeps "prepared" across runs: start afresh.
+		molecule reset -s "$$scenario"
+		CLIENTVPN_ACM_URL="$$acm_url" molecule test -s "$$scenario"
+	done
+
 # docs/modules/ is generated from the modules' own documentation; `test` checks it is current.
 module-docs: venv collection
 	$(VENV_PY) tests/tools/module_docs.py
@@ -144,7 +158,7 @@ module-docs: venv collection
 module-docs-check: venv collection
 	$(VENV_PY) tests/tools/module_docs.py --check
 
-test: venv system-deps collection ansible-test-bootstrap module-docs-check units integration system sanity lint
+test: venv system-deps collection ansible-test-bootstrap module-docs-check units integration system molecule sanity lint
 
 # --- demo ------------------------------------------------------------------
 

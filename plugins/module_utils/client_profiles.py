@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import re
 
+from ansible_collections.clientvpn.pki.plugins.module_utils.aws import aws_call, build_client
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import SECRET_MODE, PkiStore, check_name
 
@@ -54,6 +55,30 @@ def render(base, cert_pem, key_pem):
     return "%s<cert>\n%s</cert>\n<key>\n%s</key>\n" % (base, cert_pem, key_pem)
 
 
+def load_configuration(params, check_mode):
+    """The client configuration: ``config_file``, or exported from ``client_vpn_endpoint_id``.
+
+    None in check mode when ``config_file`` does not exist yet: an earlier task
+    of the same check run (downloading it, say) would have written it.
+    """
+    path = params["config_file"]
+    if path:
+        if check_mode and not os.path.exists(path):
+            return None
+        try:
+            with open(path) as handle:
+                return handle.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PkiError("config_file %s cannot be read: %s" % (path, exc))
+    client = build_client("ec2", params)
+    exported = aws_call(
+        "EC2 export_client_vpn_client_configuration",
+        client.export_client_vpn_client_configuration,
+        ClientVpnEndpointId=params["client_vpn_endpoint_id"],
+    )
+    return exported.get("ClientConfiguration", "")
+
+
 class ClientProfiles(object):
     def __init__(self, module, pki_dir, names, dest, configuration):
         self.pki = PkiStore(module, pki_dir)
@@ -63,9 +88,11 @@ class ClientProfiles(object):
             raise PkiError("names is empty: give the clients whose profiles to write.")
         for name in self.names:
             check_name(name)
-        if "remote " not in configuration and "\nremote\t" not in configuration:
-            raise PkiError("the client configuration has no 'remote' line: give the endpoint's exported configuration.")
-        self.base = base_configuration(configuration)
+        self.base = None  # check mode, configuration still to come: every profile would be written
+        if configuration is not None:
+            if "remote " not in configuration and "\nremote\t" not in configuration:
+                raise PkiError("the client configuration has no 'remote' line: give the endpoint's exported configuration.")
+            self.base = base_configuration(configuration)
 
     def run(self, check_mode):
         # Every profile is rendered before anything is written: a missing certificate
@@ -92,7 +119,7 @@ class ClientProfiles(object):
 
     def _render(self, name, check_mode):
         cert_path, key_path = self.pki.cert(name), self.pki.key(name)
-        if not (os.path.exists(cert_path) and os.path.exists(key_path)):
+        if self.base is None or not (os.path.exists(cert_path) and os.path.exists(key_path)):
             if check_mode:
                 return None
             raise PkiError("%s or %s is missing: issue %s first (clientvpn.pki.vpn_cert)." % (cert_path, key_path, name))

@@ -60,6 +60,8 @@ options:
   config_file:
     description:
       - A client configuration file (for example one exported earlier). Exclusive with O(client_vpn_endpoint_id).
+      - In check mode a file that does not exist yet (an earlier task of the run would write it) is no error -
+        every profile is reported as to be written.
     type: path
   client_vpn_endpoint_id:
     description:
@@ -113,9 +115,8 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC, aws_call, build_client
-from ansible_collections.clientvpn.pki.plugins.module_utils.client_profiles import ClientProfiles
-from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
+from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC
+from ansible_collections.clientvpn.pki.plugins.module_utils.client_profiles import ClientProfiles, load_configuration
 from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
 
 
@@ -135,25 +136,9 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
-
-    def configuration():
-        if params["config_file"]:
-            try:
-                with open(params["config_file"]) as handle:
-                    return handle.read()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise PkiError("config_file %s cannot be read: %s" % (params["config_file"], exc))
-        client = build_client("ec2", params)
-        exported = aws_call(
-            "EC2 export_client_vpn_client_configuration",
-            client.export_client_vpn_client_configuration,
-            ClientVpnEndpointId=params["client_vpn_endpoint_id"],
-        )
-        return exported.get("ClientConfiguration", "")
-
     run_backend(
         module,
-        lambda: ClientProfiles(module, params["pki_dir"], params["names"], params["dest"], configuration()),
+        lambda: ClientProfiles(module, params["pki_dir"], params["names"], params["dest"], load_configuration(params, module.check_mode)),
         needs_boto3=bool(params["client_vpn_endpoint_id"]),
     )
 

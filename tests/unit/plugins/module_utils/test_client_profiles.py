@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.cert_issuer import CertificateIssuer
-from ansible_collections.clientvpn.pki.plugins.module_utils.client_profiles import ClientProfiles, base_configuration
+from ansible_collections.clientvpn.pki.plugins.module_utils.client_profiles import ClientProfiles, base_configuration, load_configuration
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import to_pem
 
@@ -226,6 +226,18 @@ def test_loose_modes_are_fixed(pki, helpers, dest):
     assert mode(path) == 0o600 and mode(dest) == 0o700
     assert helpers.read(path) == content
     assert profiles(pki, "c1", dest)["changed"] is False
+
+
+def test_check_mode_without_the_configuration_yet(pki, helpers, dest, tmp_path):
+    """A config_file an earlier task of the check run would download: every profile would be written."""
+    helpers.issue(pki, "c1")
+    params = {"config_file": str(tmp_path / "not-downloaded-yet.ovpn"), "client_vpn_endpoint_id": None}
+    assert load_configuration(params, check_mode=True) is None
+    result = profiles(pki, ["c1"], dest, configuration=None, check_mode=True)
+    assert (result["changed"], result["files"]) == (True, {"c1": "written"})
+    assert not os.path.exists(dest)
+    with pytest.raises(PkiError, match="not-downloaded-yet.ovpn cannot be read"):
+        load_configuration(params, check_mode=False)
 
 
 def test_check_mode_writes_nothing(pki, helpers, dest):
