@@ -37,7 +37,8 @@ options:
     aliases: [aws_session_token]
   endpoint_url:
     description:
-      - ACM endpoint URL, for example a local test endpoint. Environment C(AWS_ENDPOINT_URL).
+      - URL of the AWS service endpoint the module calls (ACM for M(clientvpn.pki.vpn_acm_import), EC2 for the
+        Client VPN modules), for example a local test endpoint. Environment C(AWS_ENDPOINT_URL).
     type: str
     aliases: [aws_endpoint_url]
   validate_certs:

@@ -9,7 +9,7 @@ For each name the issuer reads what is on disk and decides, in this order:
   to the certificate, the current CA signed it, CN / SANs / EKU are as asked,
   it is not revoked and does not expire within ``renew_before_days``;
 * ``renewed``: only the expiry is due (or ``renew`` asks for it), so the
-  key is kept (ACM re-import forbids a key change) and the old certificate
+  key is kept (ACM re-import cannot change the key type or size, and a kept key leaves nothing to redistribute) and the old certificate
   goes where easy-rsa 3.1 puts it, ``renewed/issued/<name>.crt``;
 * ``reissued``: anything else differs; the key is kept unless it is missing,
   of the wrong size or belonged to a revoked certificate; a certificate from
@@ -161,7 +161,7 @@ class CertificateIssuer(object):
         store, plan = self.store, NamePlan(spec)
         key_path, cert_path = store.key(spec.name), store.cert(spec.name)
         if os.path.exists(key_path):
-            plan.key, encrypted = inspect.load_private_key(key_path, None, "a passphrase (vpn_cert keeps keys unencrypted)", check_key=False)
+            plan.key, encrypted = inspect.load_private_key(key_path, None, passphrase_field=None, check_key=False)
             have = inspect.rsa_key_size(plan.key.public_key())
             if have != spec.key_size:
                 plan.new_key = True

@@ -8,7 +8,7 @@ here and a PKI built by ``easyrsa`` is adopted as it is::
 
     ca.crt  private/ca.key  issued/<name>.crt  private/<name>.key  reqs/<name>.req
     index.txt  index.txt.attr  serial  certs_by_serial/<SERIAL>.pem
-    revoked/{certs,private,reqs}_by_serial/  renewed/{certs,private,reqs}_by_serial/
+    revoked/{certs,private,reqs}_by_serial/  renewed/issued/<name>.crt  renewed/certs_by_serial/
 
 Every write goes to a temporary file in the destination's directory and is
 then moved over it with ``atomic_move``, so a crash leaves either the old or

@@ -49,12 +49,19 @@ def is_encrypted_pem(data):
 def load_private_key(path, passphrase=None, passphrase_field="passphrase", check_key=True):
     """Return ``(key, encrypted)``; a passphrase given for a clear key is ignored.
 
+    ``passphrase_field=None``: an encrypted key is refused (leaf keys stay clear).
     ``check_key=False`` skips OpenSSL's RSA consistency check (~35 ms a key),
     for keys only compared with their certificate, never used to sign: with
     thousands of clients it is most of a run with nothing to do.
     """
     data = _read(path)
     encrypted = is_encrypted_pem(data)
+    if encrypted and passphrase_field is None:
+        raise PkiError(
+            "%s is encrypted; certificate keys stay unencrypted, as with easyrsa ... nopass (ACM and the client "
+            "profiles need them in clear). Decrypt it in place (openssl pkey -in KEY -out KEY), or move it away "
+            "and a new key is made. Nothing was changed." % path
+        )
     if encrypted and not passphrase:
         raise PkiError("%s is encrypted: set %s to its passphrase." % (path, passphrase_field))
     try:

@@ -92,3 +92,29 @@ def test_mutual_auth_imports_the_clients_when_asked(tmp_path, local_acm):
     assert recap(_run(tmp_path, local_acm, extra=extra).stdout)["changed"] == 0
     assert local_acm.requests()[seen:] == ["GetCertificate"] * (len(CLIENTS) + 1)
     assert json.loads((tmp_path / "custom_folder" / "acm-arns.json").read_text()) == arns
+
+
+def test_a_server_certificate_imported_by_hand_is_adopted(tmp_path, local_acm):
+    """Seed step 7 done by hand before: acm_server_certificate_arn adopts that ARN (no second import),
+    later runs find it in the record, and the tags set by hand stay (acm_tags unset)."""
+    import boto3  # pylint: disable=import-outside-toplevel
+
+    playbook(["clientvpn.pki.mutual_auth", "-e", "pki_dir=%s" % (tmp_path / "pki"), "-e", "stage_dir=%s" % (tmp_path / "custom_folder"),
+              "-e", "clientvpn_acm_import=false"])
+    acm = boto3.client("acm", region_name="eu-west-1", endpoint_url=local_acm.url)
+    pki = tmp_path / "pki"
+    arn = acm.import_certificate(Certificate=(pki / "issued" / "server.crt").read_bytes(),
+                                 PrivateKey=(pki / "private" / "server.key").read_bytes(),
+                                 CertificateChain=(pki / "ca.crt").read_bytes(),
+                                 Tags=[{"Key": "Name", "Value": "client-vpn-server"}])["CertificateArn"]
+
+    adopt = recap(_run(tmp_path, local_acm, extra=["-e", "acm_server_certificate_arn=%s" % arn]).stdout)
+    assert adopt["failed"] == 0
+    recorded = json.loads((tmp_path / "custom_folder" / "acm-arns.json").read_text())
+    assert recorded["server"]["certificate_arn"] == arn
+    assert local_acm.requests().count("ImportCertificate") == 1  # the one made by hand
+    tags = dict((t["Key"], t["Value"]) for t in acm.list_tags_for_certificate(CertificateArn=arn)["Tags"])
+    assert tags["Name"] == "client-vpn-server" and tags["clientvpn.pki:name"] == "server"
+
+    assert recap(_run(tmp_path, local_acm).stdout)["changed"] == 0
+    assert [c["CertificateArn"] for c in acm.list_certificates()["CertificateSummaryList"]] == [arn]

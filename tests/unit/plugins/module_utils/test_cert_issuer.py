@@ -362,6 +362,7 @@ def test_encrypted_leaf_key_is_refused(pki, helpers):
     with pytest.raises(PkiError) as caught:
         helpers.issue(pki, "c1")
     assert pki.key("c1") in str(caught.value)
+    assert "openssl pkey" in str(caught.value) and "set a passphrase" not in str(caught.value)
     assert helpers.snapshot(pki.root) == before
 
 
