@@ -9,8 +9,8 @@ For each name the issuer reads what is on disk and decides, in this order:
   to the certificate, the current CA signed it, CN / SANs / EKU are as asked,
   it is not revoked and does not expire within ``renew_before_days``;
 * ``renewed``: only the expiry is due (or ``renew`` asks for it), so the
-  key is kept (ACM re-import cannot change the key type or size, and a kept key leaves nothing to redistribute) and the old certificate
-  goes where easy-rsa 3.1 puts it, ``renewed/issued/<name>.crt``;
+  key is kept (ACM re-import cannot change the key type or size, and a kept
+  key leaves nothing to redistribute) and the old certificate goes where easy-rsa 3.1 puts it, ``renewed/issued/<name>.crt``;
 * ``reissued``: anything else differs; the key is kept unless it is missing,
   of the wrong size or belonged to a revoked certificate; a certificate from
   another CA is backed up, with a warning;

@@ -24,8 +24,9 @@ description:
   - Idempotent by reading what is on disk. A certificate is kept when its key matches, the current CA
     signed it, CN, SANs, type and key size are as requested, it is not revoked and it does not expire
     within O(renew_before_days). When only the expiry is due the certificate is renewed with the same
-    key (ACM re-import cannot change the key type or size, and a kept key leaves nothing to redistribute) and the old one is moved where easy-rsa 3.1 renew puts it,
-    C(renewed/issued/<name>.crt) (an older one there moves on to C(renewed/certs_by_serial/<SERIAL>.crt)).
+    key (ACM re-import cannot change the key type or size, and a kept key leaves nothing to
+    redistribute) and the old one is moved where easy-rsa 3.1 renew puts it, C(renewed/issued/<name>.crt)
+    (an older one there moves on to C(renewed/certs_by_serial/<SERIAL>.crt)).
     A certificate signed by another CA is reissued and the old file kept as a backup, with a warning.
 author:
   - clientvpn.pki contributors (@clientvpn)
