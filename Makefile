@@ -29,7 +29,7 @@ export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(VENV_BIN):$(PATH)
 
 .PHONY: help venv system-deps collection ansible-test-bootstrap sanity units lint \
-	integration system molecule module-docs module-docs-check test demo benchmark clean
+	integration system molecule module-docs module-docs-check changelog-check test demo benchmark clean
 
 help:
 	@echo "Targets: venv system-deps collection ansible-test-bootstrap sanity units lint"
@@ -151,6 +151,17 @@ molecule: venv collection system-deps
 		CLIENTVPN_ACM_URL="$$acm_url" molecule test -s "$$scenario"
 	done
 
+# Fragments and changelogs/changelog.yaml are valid, and CHANGELOG.md is what they generate.
+changelog-check: venv collection
+	antsibull-changelog lint
+	antsibull-changelog lint-changelog-yaml changelogs/changelog.yaml
+	generated="$$(mktemp)"; trap 'rm -f "$$generated"' EXIT
+	antsibull-changelog generate --output "$$generated"
+	if ! diff -u CHANGELOG.md "$$generated"; then
+		echo "CHANGELOG.md is not what changelogs/ generates: run antsibull-changelog generate" >&2; exit 1
+	fi
+	echo "changelog-check: CHANGELOG.md is current"
+
 # docs/modules/ is generated from the modules' own documentation; `test` checks it is current.
 module-docs: venv collection
 	$(VENV_PY) tests/tools/module_docs.py
@@ -158,7 +169,7 @@ module-docs: venv collection
 module-docs-check: venv collection
 	$(VENV_PY) tests/tools/module_docs.py --check
 
-test: venv system-deps collection ansible-test-bootstrap module-docs-check units integration system molecule sanity lint
+test: venv system-deps collection ansible-test-bootstrap module-docs-check changelog-check units integration system molecule sanity lint
 
 # --- demo ------------------------------------------------------------------
 
