@@ -17,6 +17,7 @@ where an endpoint drops them on re-import (moto does, real ACM keeps them).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -352,16 +353,14 @@ class AcmCertificateList(object):
 
     def run(self, check_mode):
         results = {}
-        if self.record is None:
-            results = dict((item.name, item.run(check_mode)) for item in self.certificates)
-        else:
-            with self.record.store.locked(exclusive=not check_mode):
-                for item in self.certificates:
-                    try:
-                        results[item.name] = item.apply(check_mode) if isinstance(item, AcmCertificate) else item.run(check_mode)
-                    except PkiError as exc:
-                        done = sorted(name for name, result in results.items() if result["changed"])
-                        raise PkiError("%s: %s%s" % (item.name, exc, " Done before it in this run: %s." % ", ".join(done) if done and not check_mode else ""))
+        lock = self.record.store.locked(exclusive=not check_mode) if self.record else contextlib.nullcontext()
+        with lock:
+            for item in self.certificates:
+                try:
+                    results[item.name] = item.apply(check_mode)
+                except PkiError as exc:
+                    done = sorted(name for name, result in results.items() if result["changed"])
+                    raise PkiError("%s: %s%s" % (item.name, exc, " Done before it in this run: %s." % ", ".join(done) if done and not check_mode else ""))
         calls = {"read": 0, "write": 0}
         warnings = []
         for result in results.values():
@@ -389,6 +388,9 @@ class PendingImport(object):
         self.region = region
 
     def run(self, check_mode):
+        return self.apply(check_mode)
+
+    def apply(self, check_mode):
         return {
             "changed": True,
             "action": "imported",

@@ -81,6 +81,9 @@ def test_mutual_auth_without_acm(tmp_path):
 def test_mutual_auth_imports_the_clients_when_asked(tmp_path, local_acm):
     """acm_import_clients: every client certificate in ACM, in one module run, recorded in acm-arns.json."""
     extra = ["-e", "acm_import_clients=true"]
+    # Check mode on nothing: every certificate would be imported; no file, no ACM write.
+    assert recap(_run(tmp_path, local_acm, check=True, extra=extra).stdout)["changed"] > 0
+    assert not (tmp_path / "pki").exists() and not ACM_WRITES & set(local_acm.requests())
     assert recap(_run(tmp_path, local_acm, extra=extra).stdout)["changed"] > 0
     arns = json.loads((tmp_path / "custom_folder" / "acm-arns.json").read_text())
     assert sorted(arns["clients"]) == sorted(CLIENTS)
