@@ -82,7 +82,6 @@ class NamePlan(object):
         self.changes = []
         self.key = None
         self.new_key = False
-        self.fresh_key = None
         self.cert = None
         self.cert_is_ours = False
         self.register = False
@@ -230,8 +229,7 @@ class CertificateIssuer(object):
         taken = set(rows)
         last_serial = None
         keyless = [plan for plan in plans if plan.new_key and plan.action not in ("unchanged", "registered")]
-        for plan, key in zip(keyless, generate_keys([plan.spec.key_size for plan in keyless])):
-            plan.fresh_key = key
+        fresh_keys = generate_keys([plan.spec.key_size for plan in keyless])  # made while the loop below works
         for plan in plans:
             spec = plan.spec
             if plan.action in ("unchanged", "registered"):
@@ -244,7 +242,7 @@ class CertificateIssuer(object):
             if plan.new_key:
                 if plan.key is not None:
                     plan.backups.append(store.backup(store.key(spec.name)))
-                plan.key = plan.fresh_key
+                plan.key = next(fresh_keys)
                 store.write(store.key(spec.name), key_to_pem(plan.key), SECRET_MODE)
             elif store.mode_of(store.key(spec.name)) != SECRET_MODE:
                 os.chmod(store.key(spec.name), SECRET_MODE)
@@ -260,6 +258,7 @@ class CertificateIssuer(object):
             taken.add(entry.serial)
             last_serial = serial
             plan.issued = cert
+        fresh_keys.close()  # stops the worker pool now, not when garbage collected
         store.write_index(entries)
         if last_serial is not None:
             store.write_next_serial(last_serial)

@@ -119,17 +119,22 @@ def _generate_key_der(key_size):
 
 
 def generate_keys(key_sizes):
-    """New RSA keys, on every core: key generation is what a first run of many clients costs.
+    """New RSA keys, in order, made on every core: key generation is what a first run of
+    many clients costs.
 
-    Worker processes are forked (no re-import of the module) and hand back
-    DER, which the parent loads without the RSA check it just satisfied.
+    A generator: the caller signs and writes each certificate while the workers make
+    the next keys, so that work hides behind key generation instead of following it.
+    Worker processes are forked (no re-import of the module) and hand back DER, which
+    is loaded without the RSA check the worker's key generation just satisfied.
     """
     workers = min(len(key_sizes), os.cpu_count() or 1)
     if workers < 2:
-        return [generate_key(size) for size in key_sizes]
+        for size in key_sizes:
+            yield generate_key(size)
+        return
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        ders = pool.map(_generate_key_der, key_sizes, chunksize=max(1, len(key_sizes) // (workers * 4)))
-    return [serialization.load_der_private_key(der, password=None, unsafe_skip_rsa_key_validation=True) for der in ders]
+        for der in pool.imap(_generate_key_der, key_sizes, chunksize=max(1, min(16, len(key_sizes) // (workers * 4)))):
+            yield serialization.load_der_private_key(der, password=None, unsafe_skip_rsa_key_validation=True)
 
 
 def key_to_pem(key, passphrase=None):
