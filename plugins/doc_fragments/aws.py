@@ -6,9 +6,15 @@ from __future__ import annotations
 
 
 class ModuleDocFragment(object):
-    """The AWS connection options every clientvpn.pki AWS module takes (module_utils/aws.py)."""
+    """The AWS connection options every clientvpn.pki AWS module takes (module_utils/aws.py), and its action group."""
 
     DOCUMENTATION = r"""
+attributes:
+  action_group:
+    support: full
+    description: Set the connection options once with C(module_defaults) for C(group/clientvpn.pki.aws).
+    membership:
+      - clientvpn.pki.aws
 options:
   region:
     description:

@@ -44,11 +44,6 @@ attributes:
   idempotent:
     support: full
     description: What ACM holds is compared with the local files first; a second run writes nothing.
-  action_group:
-    support: full
-    description: Set the connection options once with C(module_defaults) for C(group/clientvpn.pki.aws).
-    membership:
-      - clientvpn.pki.aws
 options:
   certificate:
     description:

@@ -34,11 +34,6 @@ attributes:
   idempotent:
     support: full
     description: Content and mode are compared first.
-  action_group:
-    support: full
-    description: Set the connection options once with C(module_defaults) for C(group/clientvpn.pki.aws).
-    membership:
-      - clientvpn.pki.aws
 options:
   pki_dir:
     description:

@@ -32,11 +32,6 @@ attributes:
   idempotent:
     support: full
     description: The endpoint's CRL is compared with the local one; an equal CRL is not imported.
-  action_group:
-    support: full
-    description: Set the connection options once with C(module_defaults) for C(group/clientvpn.pki.aws).
-    membership:
-      - clientvpn.pki.aws
 options:
   client_vpn_endpoint_id:
     description:
