@@ -44,22 +44,24 @@ $(VENV)/.stamp: requirements.txt requirements-dev.txt
 	$(VENV)/bin/python -m pip install --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-# easy-rsa, openssl and openvpn are used by the integration and system tests.
+# easy-rsa, openssl and openvpn are used by the integration and system tests; Debian 12's
+# python3-cryptography (38, older than the modules need) by the test of that refusal.
 system-deps:
 	@missing=()
 	[[ -x /usr/share/easy-rsa/easyrsa ]] || missing+=(easy-rsa)
 	command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 	command -v openvpn >/dev/null 2>&1 || [[ -x /usr/sbin/openvpn ]] || missing+=(openvpn)
+	/usr/bin/python3 -c 'import cryptography' >/dev/null 2>&1 || missing+=(python3-cryptography)
 	if (( $${#missing[@]} == 0 )); then
-		echo "system-deps: easy-rsa, openssl and openvpn are present"
+		echo "system-deps: easy-rsa, openssl, openvpn and python3-cryptography are present"
 	elif [[ "$$(id -u)" == 0 ]]; then
 		echo "system-deps: installing (missing: $${missing[*]})"
 		apt-get update
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends easy-rsa openssl openvpn
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends easy-rsa openssl openvpn python3-cryptography
 	else
 		echo "WARNING: missing system packages: $${missing[*]}" >&2
 		echo "WARNING: not root, so not installing them; run as root or:" >&2
-		echo "WARNING:   apt-get install -y --no-install-recommends easy-rsa openssl openvpn" >&2
+		echo "WARNING:   apt-get install -y --no-install-recommends easy-rsa openssl openvpn python3-cryptography" >&2
 		echo "WARNING: tests that need them will fail." >&2
 	fi
 
@@ -184,7 +186,8 @@ demo: venv collection
 	AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo \
 	ansible-playbook clientvpn.pki.mutual_auth \
 		-e pki_dir=$(DEMO_DIR)/pki -e stage_dir=$(DEMO_DIR)/custom_folder \
-		-e acm_region=eu-west-1 -e acm_endpoint_url=$$acm_url
+		-e acm_region=eu-west-1 -e acm_endpoint_url=$$acm_url \
+		-e '{"pki_clients": ["client1.domain.tld"]}'
 	echo "demo: files built under $(DEMO_DIR) (mode path):"
 	find $(DEMO_DIR)/pki $(DEMO_DIR)/custom_folder -type f -exec stat -c '%a %n' {} + | sort -k2
 	echo "demo: ARNs ($(DEMO_DIR)/custom_folder/acm-arns.json):"

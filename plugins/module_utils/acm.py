@@ -86,6 +86,18 @@ class LocalCertificate(object):
         return theirs[: len(ours)] == ours
 
 
+def check_readable(option, path):
+    """Refuse a missing or unreadable input file by its option's name, before any API call."""
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise PkiError(
+            "%s %s cannot be read: %s. Give the path of an existing, readable PEM file on the managed host."
+            % (option, path, exc.strerror or exc)
+        )
+
+
 def _load_chain(path):
     with open(path, "rb") as handle:
         data = handle.read()
@@ -448,6 +460,10 @@ def from_params(module, client_factory):
             raise PkiError("certificates come from %s and %s: set pki_dir, or use one task per PKI." % (record.store.root, pki_dir))
         local = None
         if params["state"] == "present":
+            prefix = "certificates[%d]." % index if listed else ""
+            for option, path in ((prefix + "certificate", certificate), (prefix + "private_key", item["private_key"]),
+                                 ("certificate_chain", params["certificate_chain"])):
+                check_readable(option, path)
             local = LocalCertificate(certificate, item["private_key"], params["certificate_chain"], item["private_key_passphrase"], params["type"])
         client = client or client_factory()
         built.append(AcmCertificate(

@@ -24,6 +24,8 @@ try:
         NoRegionError,
         ProfileNotFound,
     )
+    # not a BotoCoreError: an HTML 5xx page from an endpoint or proxy raises it
+    from botocore.parsers import ResponseParserError
 
     HAS_BOTO3 = True
     BOTO3_IMPORT_ERROR = None
@@ -108,7 +110,7 @@ def aws_call(action, function, **kwargs):
     """Call one API operation, translating its errors."""
     try:
         return function(**kwargs)
-    except (BotoCoreError, ClientError) as exc:
+    except (BotoCoreError, ClientError, ResponseParserError) as exc:
         raise describe_error(exc, action)
 
 

@@ -15,7 +15,7 @@ import datetime
 import os
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
-from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import check_common_name, check_key_size
+from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import check_common_name, check_days, check_key_size
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import INITIAL_SERIAL, SECRET_MODE
 from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import build_ca, to_pem, generate_key, key_to_pem
@@ -32,7 +32,7 @@ def open_ca(store, passphrase):
             "Create it first with clientvpn.pki.vpn_ca." % store.root
         )
     cert = inspect.load_certificate(store.ca_cert)
-    key, dummy = inspect.load_private_key(store.ca_key, passphrase, "ca_passphrase")
+    key, dummy = inspect.load_private_key(store.ca_key, passphrase, "ca_passphrase", what="the CA passphrase", role_variable="pki_ca_passphrase")
     if not inspect.key_matches(key, cert):
         raise PkiError(
             "%s does not belong to %s: the CA cannot sign. Restore the matching key, or rebuild the "
@@ -45,8 +45,7 @@ class CertificateAuthority(object):
     def __init__(self, store, common_name, key_size, days, digest, passphrase=None, force=False):
         check_common_name("common_name", common_name)
         check_key_size("key_size", key_size)
-        if days < 1:
-            raise PkiError("days=%s: a CA must be valid for at least one day." % days)
+        check_days("days", days)
         self.store = store
         self.common_name = common_name
         self.key_size = key_size
@@ -60,8 +59,11 @@ class CertificateAuthority(object):
         if not check_mode:
             store.ensure_dir(store.root)
         with store.locked(exclusive=not check_mode):
+            tidying, dummy = store.tidy(check_mode=True)
             plan = self._plan()
+            plan["changes"][:0] = tidying
             if not check_mode:
+                store.tidy(check_mode=False)
                 self._apply(plan)
         return self._result(plan)
 
@@ -100,11 +102,15 @@ class CertificateAuthority(object):
             return ["ca.crt is missing but private/ca.key exists"]
         if not have_key:
             return ["private/ca.key is missing but ca.crt exists"]
+        # A file that does not parse or a key the passphrase does not open says nothing about
+        # whether this is the CA asked for: an error of its own, unless force asks to replace it.
         try:
             cert = inspect.load_certificate(store.ca_cert)
-            key, encrypted = inspect.load_private_key(store.ca_key, self.passphrase)
+            key, encrypted = inspect.load_private_key(store.ca_key, self.passphrase, what="the CA passphrase", role_variable="pki_ca_passphrase")
         except PkiError as exc:
-            return [str(exc)]
+            if self.force:
+                return [str(exc)]
+            raise
         plan["existing"] = cert
         problems = []
         if not inspect.key_matches(key, cert):

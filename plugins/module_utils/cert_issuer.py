@@ -16,6 +16,12 @@ For each name the issuer reads what is on disk and decides, in this order:
   another CA is backed up, with a warning;
 * ``created``: nothing was there.
 
+A name whose certificate was revoked is refused unless ``reissue_revoked``
+asks for it (a name left in a nightly run's list must not come back), and so
+is a key this run did not make and cannot trust (owned by another user, or
+found in a ``private/`` others could write to): it is never certified
+silently. Every refusal happens before the first write.
+
 ``index.txt`` and ``serial`` are read once and written once per run, under
 the PKI directory lock, so a list of hundreds of names costs one database
 rewrite.
@@ -29,10 +35,12 @@ from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect 
 from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import open_ca
 from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import (
     check_common_name,
+    check_days,
     check_key_size,
     check_server_has_domain,
 )
-from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import random_serial, valid_entry
+from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import describe_completed, finish_interrupted_revocations, revoked_subjects
+from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_subject, random_serial, valid_entry
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import SECRET_MODE, check_name
 from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import (
@@ -88,6 +96,8 @@ class NamePlan(object):
         self.backups = []
         self.warnings = []
         self.issued = None
+        # serial of the revoked certificate this name had, if any
+        self.revoked = None
 
     @property
     def changed(self):
@@ -99,8 +109,7 @@ def build_specs(names, cert_type, common_name, subject_alt_names, key_size, days
     if cert_type not in CERT_TYPES:
         raise PkiError("type=%s: use 'server' or 'client'." % cert_type)
     check_key_size("key_size", key_size)
-    if days < 1:
-        raise PkiError("days=%s: a certificate must be valid for at least one day." % days)
+    check_days("days", days)
     unique = list(dict.fromkeys(names or []))
     if not unique:
         raise PkiError("name is empty: give one certificate name or a list of names.")
@@ -114,7 +123,7 @@ def build_specs(names, cert_type, common_name, subject_alt_names, key_size, days
     for name in unique:
         check_name(name)
         cn = common_name if common_name is not None else name
-        check_common_name("common_name" if common_name is not None else "the common name of %r" % name, cn)
+        check_common_name("common_name", cn, from_name=name if common_name is None else None)
         sans = explicit_sans
         if sans is None:
             # easy-rsa 3.1 gave servers DNS:<CN>; 3.2 dropped it and ACM then refuses them.
@@ -126,7 +135,7 @@ def build_specs(names, cert_type, common_name, subject_alt_names, key_size, days
 
 
 class CertificateIssuer(object):
-    def __init__(self, store, specs, renew_before_days=30, ca_passphrase=None, renew=False):
+    def __init__(self, store, specs, renew_before_days=30, ca_passphrase=None, renew=False, reissue_revoked=False):
         if renew_before_days < 0:
             raise PkiError("renew_before_days=%s must be 0 or more." % renew_before_days)
         too_short = [spec.name for spec in specs if spec.days <= renew_before_days]
@@ -140,23 +149,64 @@ class CertificateIssuer(object):
         self.renew_before_days = renew_before_days
         self.ca_passphrase = ca_passphrase
         self.renew = renew
+        self.reissue_revoked = reissue_revoked
 
     def run(self, check_mode):
         store = self.store
         if check_mode and not os.path.exists(store.root):
             # A check run of a whole play: vpn_ca would have created the CA by now.
-            return self._result([self._plan_without_ca(spec) for spec in self.specs])
+            return self._result([self._plan_without_ca(spec) for spec in self.specs], [])
         with store.locked(exclusive=not check_mode):
+            changes, keys_exposed = store.tidy(check_mode=True)
             self.ca_cert, self.ca_key = open_ca(store, self.ca_passphrase)
             entries = store.read_index()
+            interrupted = finish_interrupted_revocations(store, entries)
+            changes.extend(describe_completed(interrupted))
             rows = dict((entry.serial, entry) for entry in entries)
-            plans = [self._plan(spec, rows) for spec in self.specs]
-            if not check_mode and any(plan.changed for plan in plans):
-                self._apply(plans, entries, rows)
-        return self._result(plans)
+            revoked = revoked_subjects(entries)
+            plans = [self._plan(spec, rows, revoked) for spec in self.specs]
+            self._refuse(plans, entries, keys_exposed)
+            if not check_mode and (changes or any(plan.changed for plan in plans)):
+                store.tidy(check_mode=False)
+                self._apply(plans, entries, rows, index_changed=bool(interrupted))
+        return self._result(plans, changes)
+
+    def _refuse(self, plans, entries, keys_exposed):
+        """Everything this run must not do, found before the first write."""
+        revoked = [plan for plan in plans if plan.revoked and not self.reissue_revoked]
+        if revoked:
+            raise PkiError(
+                "refusing to issue a new certificate to %s: revoked in %s (serial %s). Remove them from the list of "
+                "names (pki_clients), or set reissue_revoked: true (role variable pki_reissue_revoked) to give them a "
+                "new certificate and key on purpose. Nothing was changed." % (
+                    ", ".join(plan.spec.name for plan in revoked), self.store.index, ", ".join(plan.revoked for plan in revoked))
+            )
+        untrusted = [plan for plan in plans if self._signs_existing_key(plan) and (keys_exposed or self.store.owned_by_others(self.store.key(plan.spec.name)))]
+        if untrusted:
+            raise PkiError(
+                "refusing to certify %s: %s. A key this run did not make may have been planted by someone else. "
+                "Check where it came from; move it out of private/ to have a new key made, or, if it is yours, "
+                "chown it to this user and chmod 0700 private/. Nothing was changed." % (
+                    ", ".join(self.store.key(plan.spec.name) for plan in untrusted),
+                    "private/ is writable by other users" if keys_exposed else "it belongs to another user")
+            )
+        if self.store.unique_subject():
+            valid = set(entry.subject for entry in entries if entry.status == "V")
+            clashes = [plan.spec.name for plan in plans if plan.action != "unchanged" and format_subject(plan.spec.common_name) in valid]
+            if clashes:
+                raise PkiError(
+                    "index.txt.attr says unique_subject = yes: openssl ca allows one valid certificate per subject, and %s "
+                    "already has one, so easyrsa would refuse every later command on this PKI. Revoke the old certificate "
+                    "first (state: revoked), or set 'unique_subject = no' in %s (easy-rsa 3.1's default). Nothing was changed."
+                    % (", ".join(clashes), self.store.path("index.txt.attr"))
+                )
+
+    @staticmethod
+    def _signs_existing_key(plan):
+        return plan.action in ("created", "renewed", "reissued") and not plan.new_key and plan.key is not None
 
     # -- deciding ----------------------------------------------------------------
-    def _plan(self, spec, rows):
+    def _plan(self, spec, rows, revoked):
         store, plan = self.store, NamePlan(spec)
         key_path, cert_path = store.key(spec.name), store.cert(spec.name)
         if os.path.exists(key_path):
@@ -182,7 +232,7 @@ class CertificateIssuer(object):
                     "and the old file kept as a backup." % (cert_path, issuer)
                 )
             elif row is not None and row.status == "R":
-                plan.new_key = True
+                plan.new_key, plan.revoked = True, row.serial
                 plan.reasons.append("certificate %s is revoked in index.txt" % row.serial)
             elif row is None:
                 plan.register = True
@@ -199,6 +249,10 @@ class CertificateIssuer(object):
                 plan.reasons.append("renew: true")
         else:
             plan.reasons.append("no certificate")
+            earlier = revoked.get(format_subject(spec.common_name))
+            if earlier:
+                plan.new_key, plan.revoked = True, earlier[-1]
+                plan.reasons.append("certificate %s of this name was revoked" % earlier[-1])
 
         if not plan.reasons:
             if plan.register:
@@ -224,7 +278,7 @@ class CertificateIssuer(object):
         return plan
 
     # -- doing ---------------------------------------------------------------------
-    def _apply(self, plans, entries, rows):
+    def _apply(self, plans, entries, rows, index_changed):
         store = self.store
         taken = set(rows)
         last_serial = None
@@ -234,10 +288,16 @@ class CertificateIssuer(object):
             spec = plan.spec
             if plan.action in ("unchanged", "registered"):
                 if plan.action == "registered":
+                    # a certificate whose row an interrupted run never wrote
                     entries.append(valid_entry(plan.cert.serial_number, inspect.not_after(plan.cert), inspect.common_name(plan.cert)))
+                    if not os.path.exists(store.by_serial(inspect.serial_hex(plan.cert))):
+                        store.write(store.by_serial(inspect.serial_hex(plan.cert)), to_pem(plan.cert))
                 if store.mode_of(store.key(spec.name)) != SECRET_MODE:
                     os.chmod(store.key(spec.name), SECRET_MODE)
                 continue
+            if plan.register:
+                # a certificate an interrupted run left without its row: recorded before it is replaced
+                entries.append(valid_entry(plan.cert.serial_number, inspect.not_after(plan.cert), inspect.common_name(plan.cert)))
             self._retire(plan)
             if plan.new_key:
                 if plan.key is not None:
@@ -259,7 +319,10 @@ class CertificateIssuer(object):
             last_serial = serial
             plan.issued = cert
         fresh_keys.close()  # stops the worker pool now, not when garbage collected
-        store.write_index(entries)
+        # Rows last: a run killed before this leaves certificates without rows, which the
+        # next run registers (their keys match, this CA signed them).
+        if index_changed or any(plan.action != "unchanged" for plan in plans):
+            store.write_index(entries)
         if last_serial is not None:
             store.write_next_serial(last_serial)
 
@@ -269,7 +332,9 @@ class CertificateIssuer(object):
         if plan.cert is None:
             return
         cert_path = store.cert(plan.spec.name)
-        if plan.cert_is_ours:
+        if plan.revoked and plan.cert_is_ours:
+            self._finish_revocation(plan)
+        elif plan.cert_is_ours:
             serial = inspect.serial_hex(plan.cert)
             # easy-rsa 3.1 renew keeps the old certificate at renewed/issued/<name>.crt (what
             # `easyrsa revoke-renewed <name>` reads); one already there from an earlier renewal
@@ -283,10 +348,25 @@ class CertificateIssuer(object):
         else:
             plan.backups.append(store.backup(cert_path))
 
+    def _finish_revocation(self, plan):
+        """A revoked certificate still in issued/ (its revocation was interrupted): its files go
+        where easyrsa revoke puts them, before the name gets its new certificate and key."""
+        store, name = self.store, plan.spec.name
+        serial = inspect.serial_hex(plan.cert)
+        if os.path.exists(store.by_serial(serial)):
+            os.unlink(store.by_serial(serial))
+        for source, folder, extension in ((store.key(name), "private_by_serial", ".key"), (store.req(name), "reqs_by_serial", ".req")):
+            if os.path.exists(source):
+                store.move(source, store.path("revoked", folder, serial + extension), SECRET_MODE)
+        store.move(store.cert(name), store.path("revoked", "certs_by_serial", serial + ".crt"), SECRET_MODE)
+        plan.key = None
+
     # -- reporting -------------------------------------------------------------------
-    def _result(self, plans):
+    def _result(self, plans, changes):
         store = self.store
-        certificates, before, after, warnings = {}, {}, {}, []
+        certificates, before, after = {}, {}, {}
+        # a closed folder, a removed temp file, a completed revocation: said loudly, not only in `changes`
+        warnings = list(changes)
         for plan in plans:
             name = plan.spec.name
             cert = plan.issued or plan.cert
@@ -312,7 +392,8 @@ class CertificateIssuer(object):
                     "key": "RSA %d" % plan.spec.key_size,
                 }
         return {
-            "changed": any(plan.changed for plan in plans),
+            "changed": bool(changes) or any(plan.changed for plan in plans),
+            "changes": changes,
             "pki_dir": store.root,
             "certificates": certificates,
             "warnings": warnings,

@@ -11,6 +11,15 @@ and ``renewed/certs_by_serial/``: same subject, same key) are revoked with it,
 so a user who leaves loses every certificate of that name, not only the newest;
 another name that shares the common name keeps its own. ``index.txt`` is read
 and written once, and no other file is rewritten, however long the database.
+
+Crash safety: ``index.txt`` is the truth and is written first (as
+``openssl ca -revoke`` does before easy-rsa moves files); the files move after
+it, the certificate last. A run killed at any instant leaves either a ``V``
+row with everything in place (nothing happened), or an ``R`` row whose
+``issued/<name>.crt`` is still there: the next run finds it and completes the
+moves. A ``V`` row whose certificate already sits in ``revoked/`` (left by an
+older release, which moved files first, or by hand) is made ``R`` by every
+run, and reported.
 """
 
 from __future__ import annotations
@@ -19,16 +28,56 @@ import datetime
 import os
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import open_ca
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_subject, format_time, valid_entry
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
-from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import check_name
+from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import SECRET_MODE, check_name
 
 # RFC 5280 reason codes, spelled as `openssl ca -crl_reason` writes them in index.txt.
 REASONS = ("unspecified", "keyCompromise", "CACompromise", "affiliationChanged", "superseded", "cessationOfOperation", "certificateHold")
 
 
+def now_as_revocation_time(reason=None):
+    now = format_time(datetime.datetime.now(datetime.timezone.utc))
+    return now + ("," + reason if reason else "")
+
+
+def finish_interrupted_revocations(store, entries):
+    """Mark ``R`` (in ``entries``, in place) every ``V`` row whose certificate was already
+    moved into ``revoked/certs_by_serial/``: a revocation whose index write never happened.
+    Returns the rows it completed."""
+    folder = store.path("revoked", "certs_by_serial")
+    try:
+        moved = set(name[:-4] for name in os.listdir(folder) if name.endswith(".crt"))
+    except FileNotFoundError:
+        return []
+    completed = []
+    for entry in entries:
+        if entry.status == "V" and entry.serial in moved:
+            entry.status, entry.revoked = "R", now_as_revocation_time()
+            completed.append(entry)
+    return completed
+
+
+def describe_completed(entries):
+    return [
+        "completed an interrupted revocation: %s (serial %s) was already in revoked/certs_by_serial/ but "
+        "index.txt still said valid; it is now revoked" % (entry.subject, entry.serial)
+        for entry in entries
+    ]
+
+
+def revoked_subjects(entries):
+    """{subject: [serials]} of the revoked rows."""
+    found = {}
+    for entry in entries:
+        if entry.status == "R":
+            found.setdefault(entry.subject, []).append(entry.serial)
+    return found
+
+
 class CertificateRevoker(object):
-    def __init__(self, store, names, reason=None):
+    def __init__(self, store, names, reason=None, ca_passphrase=None):
         self.names = list(dict.fromkeys(names or []))
         if not self.names:
             raise PkiError("name is empty: give the certificate name(s) to revoke.")
@@ -38,36 +87,50 @@ class CertificateRevoker(object):
             raise PkiError("reason=%s: use one of %s." % (reason, ", ".join(REASONS)))
         self.store = store
         self.reason = reason
+        self.ca_passphrase = ca_passphrase
 
     def run(self, check_mode):
         store = self.store
         if not os.path.exists(store.ca_cert) or not store.is_initialised():
             raise PkiError("%s holds no certificate authority: nothing to revoke." % store.root)
         with store.locked(exclusive=not check_mode):
-            ca_cert = inspect.load_certificate(store.ca_cert)
+            changes, dummy = store.tidy(check_mode=True)
+            # Every precondition before the first write: the CA key must open (the CRL that
+            # follows needs it), so a wrong passphrase fails here, not after index.txt changed.
+            ca_cert, dummy = open_ca(store, self.ca_passphrase)
             entries = store.read_index()
-            now = format_time(datetime.datetime.now(datetime.timezone.utc))
-            revocation = now + ("," + self.reason if self.reason else "")
+            interrupted = finish_interrupted_revocations(store, entries)
+            revocation = now_as_revocation_time(self.reason)
             results, moves = {}, []
             for name in self.names:
                 results[name] = self._revoke(name, ca_cert, entries, revocation, moves)
-            changed = any(result["action"] == "revoked" for result in results.values())
-            if changed and not check_mode:
+            self._refuse_unknown(results, entries, set(entry.serial for entry in interrupted))
+            index_changed = bool(interrupted) or any(result["action"] == "revoked" for result in results.values())
+            interrupted = describe_completed(interrupted)
+            changes.extend(interrupted)
+            changes.extend("%s %s" % (result["action"], name) for name, result in results.items() if result["action"] in ("revoked", "completed"))
+            if changes and not check_mode:
+                store.tidy(check_mode=False)
+                if index_changed:
+                    store.write_index(entries)
                 for source, destination in moves:
-                    store.move(source, destination)
-                for serial in (serial for result in results.values() for serial in result["serials"]):
-                    if os.path.exists(store.by_serial(serial)):
-                        os.unlink(store.by_serial(serial))
-                store.write_index(entries)
+                    if not os.path.exists(source):
+                        continue  # moved by the interrupted run
+                    if destination is None:
+                        os.unlink(source)
+                    else:
+                        store.move(source, destination, SECRET_MODE)
+        done = dict((name, "revoked") for name, result in results.items() if result["action"] in ("revoked", "completed"))
         return {
-            "changed": changed,
+            "changed": bool(changes),
+            "changes": changes,
             "pki_dir": store.root,
             "certificates": results,
-            "warnings": [],
-            "diff": {
-                "before": dict((name, "valid") for name, result in results.items() if result["action"] == "revoked"),
-                "after": dict((name, "revoked") for name, result in results.items() if result["action"] == "revoked"),
-            },
+            "warnings": interrupted + [
+                "completed the interrupted revocation of %s: %s" % (name, result["reason"])
+                for name, result in results.items() if result["action"] == "completed"
+            ],
+            "diff": {"before": dict((name, "valid") for name in done), "after": done},
         }
 
     def _revoke(self, name, ca_cert, entries, revocation, moves):
@@ -75,7 +138,7 @@ class CertificateRevoker(object):
         store = self.store
         cert_path = store.cert(name)
         if not os.path.exists(cert_path):
-            return {"action": "unchanged", "serials": [], "reason": "no issued/%s.crt: never issued, or already revoked" % name}
+            return {"action": "unknown", "serials": []}
         cert = inspect.load_certificate(cert_path)
         if not inspect.is_issued_by(cert, ca_cert):
             raise PkiError(
@@ -84,22 +147,54 @@ class CertificateRevoker(object):
             )
         serial = inspect.serial_hex(cert)
         subject = format_subject(inspect.common_name(cert))
-        if not any(entry.serial == serial for entry in entries):
-            entries.append(valid_entry(cert.serial_number, inspect.not_after(cert), inspect.common_name(cert)))
-        renewed = self._renewed_serials(name, cert, subject, entries)
-        serials = []
-        for entry in entries:
-            if entry.status == "V" and (entry.serial == serial or entry.serial in renewed):
-                entry.status, entry.revoked = "R", revocation
-                serials.append(entry.serial)
-        moves.append((cert_path, store.path("revoked", "certs_by_serial", serial + ".crt")))
+        row = next((entry for entry in entries if entry.serial == serial), None)
+        if row is None:
+            row = valid_entry(cert.serial_number, inspect.not_after(cert), inspect.common_name(cert))
+            entries.append(row)
+        if row.status == "R":
+            # index.txt says revoked but the files never moved: a run killed half-way.
+            result = {"action": "completed", "serials": [serial], "serial": serial, "revocation": row.revoked,
+                      "reason": "index.txt already said revoked; its files are moved to revoked/ now"}
+        else:
+            renewed = self._renewed_serials(name, cert, subject, entries)
+            serials = []
+            for entry in entries:
+                if entry.status == "V" and (entry.serial == serial or entry.serial in renewed):
+                    entry.status, entry.revoked = "R", revocation
+                    serials.append(entry.serial)
+            result = {"action": "revoked", "serials": serials, "serial": serial, "revocation": revocation}
+        # The certificate moves last: while issued/<name>.crt is there, a re-run finds its R row.
+        moves.append((store.by_serial(serial), None))  # easy-rsa removes this copy
         for source, folder, extension in ((store.key(name), "private_by_serial", ".key"), (store.req(name), "reqs_by_serial", ".req")):
-            if os.path.exists(source):
-                moves.append((source, store.path("revoked", folder, serial + extension)))
+            moves.append((source, store.path("revoked", folder, serial + extension)))
         slot = store.renewed_cert(name)
         if os.path.exists(slot):
             moves.append((slot, store.path("revoked", "certs_by_serial", inspect.serial_hex(inspect.load_certificate(slot)) + ".crt")))
-        return {"action": "revoked", "serials": serials, "serial": serial, "revocation": revocation}
+        moves.append((cert_path, store.path("revoked", "certs_by_serial", serial + ".crt")))
+        return result
+
+    def _refuse_unknown(self, results, entries, just_completed):
+        """A name without issued/<name>.crt is fine only when its certificate is already revoked:
+        anything else is a typo or a name this PKI never issued, and must not end green."""
+        revoked = revoked_subjects(entries)
+        unknown = []
+        for name, result in results.items():
+            if result["action"] != "unknown":
+                continue
+            serials = revoked.get(format_subject(name))
+            if serials and just_completed.intersection(serials):
+                result.update(action="completed", serials=sorted(just_completed.intersection(serials)),
+                              reason="its files were already in revoked/; index.txt now says revoked")
+            elif serials:
+                result.update(action="unchanged", serials=[], reason="already revoked (serial %s)" % ", ".join(serials))
+            else:
+                unknown.append(name)
+        if unknown:
+            raise PkiError(
+                "cannot revoke %s: no issued/<name>.crt and no revoked certificate with that common name in %s. "
+                "Check the spelling (names are file names in issued/). Nothing was changed."
+                % (", ".join(repr(name) for name in unknown), self.store.index)
+            )
 
     def _renewed_serials(self, name, cert, subject, entries):
         """Serials of this name's earlier certificates: the one in its renewed/issued slot, and

@@ -15,6 +15,8 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiErr
 ALLOWED_KEY_SIZES = (1024, 2048)
 # X.509 upper bound for a commonName (RFC 5280, ub-common-name).
 MAX_COMMON_NAME_LENGTH = 64
+# Longest validity accepted (days of vpn_ca, vpn_cert, vpn_crl): 100 years.
+MAX_DAYS = 36500
 
 
 def check_key_size(field, key_size):
@@ -25,7 +27,19 @@ def check_key_size(field, key_size):
         )
 
 
-def check_common_name(field, common_name):
+def check_days(field, days):
+    """A validity period the certificate (or CRL) dates can hold: cryptography overflows far beyond it."""
+    if days < 1:
+        raise PkiError("%s=%s is less than 1: a certificate or CRL must be valid for at least one day. Set %s to 1 or more." % (field, days, field))
+    if days > MAX_DAYS:
+        raise PkiError(
+            "%s=%s is more than %d (100 years): no certificate or CRL needs to outlive that. Set %s to at most %d."
+            % (field, days, MAX_DAYS, field, MAX_DAYS)
+        )
+
+
+def check_common_name(field, common_name, from_name=None):
+    """``from_name``: the certificate name the CN was taken from, when common_name is unset."""
     if common_name is None or not str(common_name).strip():
         raise PkiError(
             "%s is empty: AWS Client VPN requires a CN in the certificate subject. "
@@ -36,10 +50,16 @@ def check_common_name(field, common_name):
             "%s %r contains a control character (tab, newline, ...), which would corrupt index.txt. "
             "Remove it from %s." % (field, common_name, field)
         )
+    if len(common_name) > MAX_COMMON_NAME_LENGTH and from_name is not None:
+        raise PkiError(
+            "name '%s' is %d characters long, too long for the certificate's CN, which is the name when %s is unset "
+            "(a CN holds at most %d). Use a shorter name, or set %s to a CN of at most %d characters (with one name per task)."
+            % (from_name, len(common_name), field, MAX_COMMON_NAME_LENGTH, field, MAX_COMMON_NAME_LENGTH)
+        )
     if len(common_name) > MAX_COMMON_NAME_LENGTH:
         raise PkiError(
-            "%s '%s' is %d characters long; a CN holds at most %d. Use a shorter %s."
-            % (field, common_name, len(common_name), MAX_COMMON_NAME_LENGTH, field)
+            "%s '%s' is %d characters long; a CN holds at most %d. Set %s to a CN of at most %d characters."
+            % (field, common_name, len(common_name), MAX_COMMON_NAME_LENGTH, field, MAX_COMMON_NAME_LENGTH)
         )
 
 

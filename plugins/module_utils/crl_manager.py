@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover - reported by the modules
     pass
 
 from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import open_ca
+from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import check_days
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_serial
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import FILE_MODE
@@ -68,8 +69,10 @@ def crl_revoked_set(crl):
 
 class CrlPublisher(object):
     def __init__(self, store, days=180, renew_before_days=30, digest="sha256", ca_passphrase=None):
-        if days < 1 or not 0 <= renew_before_days < days:
+        # days < 1 fails this first rule, whose message names both options; check_days adds the upper limit.
+        if not 0 <= renew_before_days < days:
             raise PkiError("days=%s and renew_before_days=%s: need days >= 1 and 0 <= renew_before_days < days." % (days, renew_before_days))
+        check_days("days", days)
         self.store = store
         self.days = days
         self.renew_before_days = renew_before_days
@@ -81,7 +84,10 @@ class CrlPublisher(object):
     def run(self, check_mode):
         store = self.store
         with store.locked(exclusive=not check_mode):
+            tidying, dummy = store.tidy(check_mode=True)
             ca_cert, ca_key = open_ca(store, self.ca_passphrase)
+            if not check_mode:
+                store.tidy(check_mode=False)
             wanted = revoked_set(store.read_index())
             current = self._current(ca_cert)
             reasons = self._reasons(current, wanted)
@@ -94,7 +100,7 @@ class CrlPublisher(object):
             elif store.put(self.der_path, current.public_bytes(serialization.Encoding.DER), FILE_MODE, check_mode) != "unchanged":
                 # crl.der is derived from crl.pem: a missing or stale one is brought in step.
                 reasons.append("crl.der is not crl.pem in DER form")
-        return self._result(crl, wanted, reasons)
+        return self._result(crl, wanted, tidying + reasons)
 
     def _current(self, ca_cert):
         if not os.path.exists(self.pem_path):

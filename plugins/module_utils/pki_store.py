@@ -10,9 +10,12 @@ here and a PKI built by ``easyrsa`` is adopted as it is::
     index.txt  index.txt.attr  serial  certs_by_serial/<SERIAL>.pem
     revoked/{certs,private,reqs}_by_serial/  renewed/issued/<name>.crt  renewed/certs_by_serial/
 
-Every write goes to a temporary file in the destination's directory and is
-then moved over it with ``atomic_move``, so a crash leaves either the old or
-the new file, never half of one.
+Every write goes to a temporary file in the destination's directory, created
+with its final mode (0600 for keys) from the first byte whatever the umask,
+and is then renamed over the target, so a crash leaves either the old or the
+new file, never half of one, and never a key that others could read. The
+temporary files a killed run leaves (``.tmp-*``) are removed by the next run,
+under the lock.
 """
 
 from __future__ import annotations
@@ -58,6 +61,12 @@ INITIAL_SERIAL = "01\n"
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+=-]*$")
 MAX_NAME_LENGTH = 200
 LOCK_TIMEOUT_SECONDS = 300
+TEMP_PREFIX = ".tmp-"
+# Folders that hold keys: their mode is checked on every run, not only at creation.
+KEY_DIRS = ("private", "revoked/private_by_serial")
+# Permission bits that let another user in.
+OTHERS = stat.S_IRWXG | stat.S_IRWXO
+BY_OTHERS_WRITABLE = stat.S_IWGRP | stat.S_IWOTH
 
 
 def check_name(name):
@@ -91,13 +100,19 @@ def check_name(name):
 class PkiStore(object):
     """Paths, lock and file I/O of one easy-rsa PKI directory.
 
-    ``module`` supplies ``atomic_move`` and ``backup_local`` (an AnsibleModule,
-    or a stand-in in unit tests).
+    ``module`` is the AnsibleModule (kept for callers; writes do not need it).
     """
 
     def __init__(self, module, pki_dir, what="pki_dir"):
         self.module = module
         self.root = pki_dir
+        self.what = what
+        if not pki_dir or not os.path.isabs(pki_dir):
+            raise PkiError(
+                "%s=%r is not an absolute path: a module runs in a directory of Ansible's choosing, so a "
+                "relative path has no fixed meaning. Give an absolute path, for example "
+                "'{{ playbook_dir }}/pki' or '~/clientvpn/pki' (Ansible expands ~). Nothing was changed." % (what, pki_dir)
+            )
         if os.path.exists(pki_dir) and not os.path.isdir(pki_dir):
             raise PkiError(
                 "%s %s exists and is not a directory. Point %s at a directory "
@@ -184,7 +199,10 @@ class PkiStore(object):
         missing = []
         while not os.path.isdir(directory):
             missing.append(directory)
-            directory = os.path.dirname(directory)
+            parent = os.path.dirname(directory)
+            if parent == directory:  # a root that is not a directory: nothing to climb to
+                raise PkiError("cannot create %s: %s is not a directory." % (missing[0], directory))
+            directory = parent
         for new in reversed(missing):
             os.mkdir(new, DIR_MODE)
             os.chmod(new, DIR_MODE)
@@ -231,21 +249,20 @@ class PkiStore(object):
             return handle.read()
 
     def write(self, path, data, mode=FILE_MODE):
-        """Write atomically: temp file in the same directory, then atomic_move."""
-        directory = os.path.dirname(path)
-        fd, tmp_path = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+        """Write atomically: a temp file in the same directory, with ``mode`` before the
+        first byte (mkstemp makes it 0600 whatever the umask), renamed over ``path``."""
+        fd, tmp_path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=os.path.dirname(path))
         try:
             with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), mode)
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            self.module.atomic_move(tmp_path, path)
-        finally:
-            if os.path.exists(tmp_path):
+            os.replace(tmp_path, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp_path)
-        # atomic_move gives a new file the umask's mode: set ours (the
-        # directory is 0700, so nobody else could read it in between).
-        os.chmod(path, mode)
+            raise
 
     def put(self, path, data, mode, check_mode):
         """Make ``path`` hold ``data`` with ``mode``: 'written', 'chmod' or 'unchanged'."""
@@ -272,15 +289,66 @@ class PkiStore(object):
         return changes
 
     def backup(self, path):
-        """Keep a dated copy next to ``path`` (Ansible's backup naming) and return its name."""
-        return self.module.backup_local(path)
+        """Keep a dated copy next to ``path`` (Ansible's backup naming), 0600 like the
+        key it may be, and return its name."""
+        backup = "%s.%s.%s" % (path, os.getpid(), time.strftime("%Y-%m-%d@%H:%M:%S~"))
+        self.write(backup, self.read(path), SECRET_MODE)
+        return backup
 
-    def move(self, source, destination):
+    def move(self, source, destination, mode=None):
+        """Rename within the PKI (the mode travels with the file); ``mode`` is set
+        before the move, so a key never lands in its new folder readable by others."""
         self.ensure_dir(os.path.dirname(destination))
-        self.module.atomic_move(source, destination)
+        if mode is not None and self.mode_of(source) != mode:
+            os.chmod(source, mode)
+        os.replace(source, destination)
 
     def mode_of(self, path):
         return stat.S_IMODE(os.stat(path).st_mode)
+
+    # -- hygiene -----------------------------------------------------------------
+    def tidy(self, check_mode):
+        """Before a run uses the PKI (under the lock): folders others can enter are closed
+        (0700), or refused when they belong to another user; the temp files a killed run
+        left are removed. Returns what it did (or would do) as short sentences, and
+        whether ``private/`` was writable by others (its keys cannot be trusted)."""
+        changes, keys_exposed = [], False
+        for directory in (self.root,) + tuple(self.path(d) for d in KEY_DIRS):
+            if not os.path.isdir(directory):
+                continue
+            info = os.stat(directory)
+            loose = stat.S_IMODE(info.st_mode) & OTHERS
+            if not loose:
+                continue
+            if info.st_uid != os.geteuid():
+                raise PkiError(
+                    "%s is mode %04o (other users can enter it) and belongs to uid %d, not to this user (uid %d): "
+                    "it is not ours to fix. Have its owner run chmod 0700 on it, or run as its owner. "
+                    "Nothing was changed." % (directory, stat.S_IMODE(info.st_mode), info.st_uid, os.geteuid())
+                )
+            if directory != self.root and loose & BY_OTHERS_WRITABLE:
+                keys_exposed = True
+            changes.append("set mode 0700 on %s (was %04o: other users could enter it)" % (directory, stat.S_IMODE(info.st_mode)))
+            if not check_mode:
+                os.chmod(directory, DIR_MODE)
+        for path in self.stray_temp_files():
+            changes.append("remove %s (left by an interrupted run)" % path)
+            if not check_mode:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+        return changes, keys_exposed
+
+    def stray_temp_files(self):
+        found = []
+        if not os.path.isdir(self.root):
+            return found
+        for directory, dirs, files in os.walk(self.root):
+            found.extend(os.path.join(directory, name) for name in files if name.startswith(TEMP_PREFIX))
+        return sorted(found)
+
+    def owned_by_others(self, path):
+        """True when ``path`` belongs to another user (a file we did not write)."""
+        return os.stat(path).st_uid != os.geteuid()
 
     # -- database --------------------------------------------------------------
     def read_index(self):
@@ -291,6 +359,18 @@ class PkiStore(object):
         except UnicodeDecodeError:
             raise PkiError("%s is not text. Restore it from index.txt.old or a backup; nothing was changed." % self.index)
         return parse_index(text, self.index)
+
+    def unique_subject(self):
+        """What index.txt.attr says: True when openssl ca allows one valid certificate per
+        subject (easy-rsa 3.0 and plain openssl ca default; 3.1+ write ``no``)."""
+        path = self.path("index.txt.attr")
+        if not os.path.exists(path):
+            return False  # easy-rsa 3.1+ always writes the file; openssl ca's default needs it
+        for line in self.read(path).decode("utf-8", "replace").splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.strip() == "unique_subject":
+                return value.strip().lower() in ("y", "yes", "true", "on", "1")
+        return False
 
     def write_index(self, entries):
         """Replace index.txt, keeping the previous one as index.txt.old like openssl ca."""

@@ -46,8 +46,11 @@ def is_encrypted_pem(data):
     return b"ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data
 
 
-def load_private_key(path, passphrase=None, passphrase_field="passphrase", check_key=True):
+def load_private_key(path, passphrase=None, passphrase_field="passphrase", check_key=True, what="its passphrase", role_variable=None):
     """Return ``(key, encrypted)``; a passphrase given for a clear key is ignored.
+
+    ``what`` names the secret for the reader ("the CA passphrase"), ``role_variable``
+    the roles' variable that sets it.
 
     ``passphrase_field=None``: an encrypted key is refused (leaf keys stay clear).
     ``check_key=False`` skips OpenSSL's RSA consistency check (~35 ms a key),
@@ -62,15 +65,16 @@ def load_private_key(path, passphrase=None, passphrase_field="passphrase", check
             "profiles need them in clear). Decrypt it in place (openssl pkey -in KEY -out KEY), or move it away "
             "and a new key is made. Nothing was changed." % path
         )
+    in_roles = "; in the clientvpn.pki roles and playbooks, the variable %s" % role_variable if role_variable else ""
     if encrypted and not passphrase:
-        raise PkiError("%s is encrypted: set %s to its passphrase." % (path, passphrase_field))
+        raise PkiError("%s is encrypted and no passphrase was given: set %s (option %s%s). Nothing was changed." % (path, what, passphrase_field, in_roles))
     try:
         key = serialization.load_pem_private_key(
             data, password=passphrase.encode() if encrypted else None, unsafe_skip_rsa_key_validation=not check_key
         )
     except ValueError as exc:
         if encrypted:
-            raise PkiError("%s does not open with the given %s: check %s." % (path, passphrase_field, passphrase_field))
+            raise PkiError("%s does not open with the given %s: check %s%s. Nothing was changed." % (path, passphrase_field, what, in_roles))
         raise PkiError(
             "%s is not a readable PEM private key (%s). Restore it from a backup; nothing was changed." % (path, exc)
         )

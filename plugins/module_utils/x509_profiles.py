@@ -14,6 +14,8 @@ import datetime
 import ipaddress
 import multiprocessing
 import os
+import re
+from urllib.parse import urlsplit
 
 try:
     from cryptography import x509
@@ -67,21 +69,82 @@ def _validity(days):
 
 
 # -- subject alternative names ------------------------------------------------
+# A DNS name as RFC 5280 (4.2.1.6) and ACM take it: LDH labels (RFC 1123) of 1-63 characters,
+# at most 253 in all, optionally under one leading wildcard label.
+MAX_DNS_NAME_LENGTH = 253
+_DNS_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
+
+
+def _punycode(name):
+    """The IDNA (punycode) form of a non-ASCII domain, or None when it has none."""
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return None
+
+
+def _dns_name_problem(name, wildcard=True):
+    """Why ``name`` is not a DNS name for a certificate, or None."""
+    if not name.isascii():
+        ascii_form = _punycode(name)
+        return "it is not ASCII: write the punycode form%s" % (" %s" % ascii_form if ascii_form else "")
+    if len(name) > MAX_DNS_NAME_LENGTH:
+        return "it is %d characters long, more than %d" % (len(name), MAX_DNS_NAME_LENGTH)
+    labels = name.split(".")
+    if wildcard and len(labels) > 1 and labels[0] == "*":
+        labels = labels[1:]
+    for label in labels:
+        if not _DNS_LABEL.match(label):
+            return (
+                "label %r is not 1-63 letters, digits and inner hyphens (labels are separated by single dots; "
+                "a wildcard is only a leading '*.')" % label
+            )
+    return None
+
+
+def _san_problem(kind, value):
+    """Why ``value`` cannot be a SAN of ``kind``, or None."""
+    if kind == "DNS":
+        problem = _dns_name_problem(value)
+        return problem and "%r is not a DNS name: %s" % (value, problem)
+    if kind == "email":
+        local, at_sign, domain = value.rpartition("@")
+        local_ok = bool(at_sign and local) and local.isascii() and not any(char.isspace() for char in local)
+        if local_ok and not domain.isascii() and _punycode(domain):
+            return "%r is not ASCII: write its domain in punycode, email:%s@%s" % (value, local, _punycode(domain))
+        if not local_ok or _dns_name_problem(domain, wildcard=False):
+            return "%r is not an email address: write it as email:local@domain, in ASCII" % value
+        return None
+    if kind == "URI":
+        if any(char.isspace() for char in value) or not value.isascii():
+            return "%r is not a URI: a URI has no spaces and is ASCII (percent-encode the rest)" % value
+        if not urlsplit(value).scheme:
+            return "%r is not a URI: it needs a scheme, as in URI:https://vpn.example.com/" % value
+    return None
+
+
 def normalize_san(entry):
-    """``DNS:x`` / ``IP:x`` / ``email:x`` / ``URI:x`` (easy-rsa's --san syntax), canonical case."""
+    """``DNS:x`` / ``IP:x`` / ``email:x`` / ``URI:x`` (easy-rsa's --san syntax), canonical case.
+
+    Every entry is checked here, before any key is made: cryptography would refuse
+    the certificate only after the key was written.
+    """
     prefix, sep, value = str(entry).partition(":")
     kind = {"dns": "DNS", "ip": "IP", "email": "email", "uri": "URI"}.get(prefix.strip().lower())
     value = value.strip()
     if not sep or kind is None or not value:
         raise PkiError(
-            "subject_alt_names entry %r is not understood: write it as DNS:name, IP:address, "
+            "subject_alt_names entry '%s' is not understood: write it as DNS:name, IP:address, "
             "email:address or URI:uri (as in easyrsa --san=DNS:server)." % (entry,)
         )
     if kind == "IP":
         try:
             value = str(ipaddress.ip_address(value))
         except ValueError:
-            raise PkiError("subject_alt_names entry %r: %r is not an IP address." % (entry, value))
+            raise PkiError("subject_alt_names entry '%s': %r is not an IP address." % (entry, value))
+    problem = _san_problem(kind, value)
+    if problem:
+        raise PkiError("subject_alt_names entry '%s': %s." % (entry, problem))
     return "%s:%s" % (kind, value)
 
 

@@ -33,7 +33,7 @@ author:
 requirements:
   - boto3
   - botocore
-  - cryptography >= 40.0
+  - cryptography >= 42.0
 attributes:
   check_mode:
     support: full

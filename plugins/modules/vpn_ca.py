@@ -27,7 +27,7 @@ description:
 author:
   - clientvpn.pki contributors (@clientvpn)
 requirements:
-  - cryptography >= 40.0
+  - cryptography >= 42.0
 attributes:
   check_mode:
     support: full
@@ -101,9 +101,9 @@ EXAMPLES = r"""
   clientvpn.pki.vpn_ca:
     pki_dir: /srv/clientvpn/pki
 
-- name: Build a CA with an encrypted key and a name of our own
+- name: Build a CA with an encrypted key and a name of our own, in another PKI
   clientvpn.pki.vpn_ca:
-    pki_dir: /srv/clientvpn/pki
+    pki_dir: /srv/example-corp/pki
     common_name: Example Corp Client VPN CA
     passphrase: "{{ vault_clientvpn_ca_passphrase }}"
 

@@ -31,7 +31,7 @@ description:
 author:
   - clientvpn.pki contributors (@clientvpn)
 requirements:
-  - cryptography >= 40.0
+  - cryptography >= 42.0
 attributes:
   check_mode:
     support: full
@@ -106,7 +106,9 @@ options:
     default: sha256
   ca_passphrase:
     description:
-      - Passphrase of the CA key, when the CA key is encrypted.
+      - Passphrase of the CA key, when the CA key is encrypted (the roles' C(pki_ca_passphrase)).
+      - Needed with O(state=revoked) too - the CA key is opened before anything is written, so a revocation
+        never stops half-way at the CRL that must follow it.
     type: str
   renew:
     description:
@@ -116,14 +118,24 @@ options:
         O(renew_before_days) renews what is due.
     type: bool
     default: false
+  reissue_revoked:
+    description:
+      - With O(state=present), a name whose certificate was revoked (its C(index.txt) row is C(R)) is refused by
+        default, with an error listing the names - so a name left in a scheduled run's list after the person left
+        is never issued a new certificate. V(true) issues it a new certificate with a new key.
+    type: bool
+    default: false
   state:
     description:
       - V(present) issues the certificates that are missing, differ or are due for renewal.
       - V(revoked) revokes them as C(easyrsa revoke) does - the C(index.txt) row becomes C(R) with the time
         and O(reason), and the files move to C(revoked/{certs,private,reqs}_by_serial/<SERIAL>.*). The
         still-valid certificates earlier renewals of the same name left (same subject and key, under
-        C(renewed/)) are revoked too; another name sharing the common name is not touched. A name with no
-        C(issued/<name>.crt) is left alone. Follow with M(clientvpn.pki.vpn_crl).
+        C(renewed/)) are revoked too; another name sharing the common name is not touched. A name that is already
+        revoked is left alone (V(ok)); a name that was never issued (no C(issued/<name>.crt), no revoked certificate
+        with that common name) is an error, so a typo cannot end green. Follow with M(clientvpn.pki.vpn_crl).
+      - Crash safe - C(index.txt) is written first, then the files move (the certificate last). A run that finds a
+        revocation an earlier run left half-done completes it and says so (action V(completed), and a warning).
     type: str
     choices: [present, revoked]
     default: present
@@ -155,9 +167,9 @@ EXAMPLES = r"""
     type: client
   register: clients
 
-- name: Server certificate for a real domain name, with an encrypted CA key
+- name: Server certificate for a real domain name, from a PKI whose CA key is encrypted
   clientvpn.pki.vpn_cert:
-    pki_dir: /srv/clientvpn/pki
+    pki_dir: /srv/example-corp/pki
     name: vpn-server
     common_name: vpn.example.com
     subject_alt_names:
@@ -186,6 +198,14 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+changes:
+  description:
+    - What the run did (or, in check mode, would do) besides issuing - folders closed to other users (mode 0700),
+      temporary files of an interrupted run removed, interrupted revocations completed, names revoked.
+  returned: success
+  type: list
+  elements: str
+  sample: ["set mode 0700 on /srv/clientvpn/pki/private (was 0777: other users could enter it)"]
 pki_dir:
   description: The PKI directory.
   returned: success
@@ -199,7 +219,7 @@ certificates:
     action:
       description: What happened to this name.
       type: str
-      choices: [created, renewed, reissued, registered, revoked, unchanged]
+      choices: [created, renewed, reissued, registered, revoked, completed, unchanged]
       sample: created
     serials:
       description: With O(state=revoked), the serials revoked for this name (its certificate and those its earlier renewals left).
@@ -300,6 +320,7 @@ def main():
             digest=dict(type="str", default="sha256", choices=["sha256", "sha384", "sha512"]),
             ca_passphrase=dict(type="str", no_log=True),
             renew=dict(type="bool", default=False),
+            reissue_revoked=dict(type="bool", default=False),
             state=dict(type="str", default="present", choices=["present", "revoked"]),
             reason=dict(type="str", choices=list(REASONS)),
         ),
@@ -310,7 +331,7 @@ def main():
 
     def make_issuer():
         if params["state"] == "revoked":
-            return CertificateRevoker(PkiStore(module, params["pki_dir"]), params["name"], params["reason"])
+            return CertificateRevoker(PkiStore(module, params["pki_dir"]), params["name"], params["reason"], params["ca_passphrase"])
         specs = build_specs(
             params["name"],
             params["type"],
@@ -326,6 +347,7 @@ def main():
             renew_before_days=params["renew_before_days"],
             ca_passphrase=params["ca_passphrase"],
             renew=params["renew"],
+            reissue_revoked=params["reissue_revoked"],
         )
 
     run_backend(module, make_issuer)

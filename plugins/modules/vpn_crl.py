@@ -19,7 +19,7 @@ description:
 author:
   - clientvpn.pki contributors (@clientvpn)
 requirements:
-  - cryptography >= 40.0
+  - cryptography >= 42.0
 attributes:
   check_mode:
     support: full
@@ -76,9 +76,12 @@ EXAMPLES = r"""
     pki_dir: /srv/clientvpn/pki
   register: crl
 
-- name: Alert when the CRL is close to expiring
+# next_update is timezone-aware, now() is naive: compare epoch seconds (subtracting the datetimes fails on ansible-core 2.19).
+- name: Alert when the CRL expires within 7 days
   ansible.builtin.assert:
-    that: (crl.next_update | to_datetime('%Y-%m-%dT%H:%M:%S%z') - now(utc=true)).days > 7
+    that: (crl.next_update | to_datetime('%Y-%m-%dT%H:%M:%S%z')).timestamp() - now().timestamp() > 7 * 86400
+    fail_msg: "{{ crl.crl }} expires on {{ crl.next_update }}: past it, the endpoint refuses every client."
+    quiet: true
 """
 
 RETURN = r"""

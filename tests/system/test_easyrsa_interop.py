@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import ok, openssl, require, snapshot
+from conftest import failed, ok, openssl, require, snapshot
 
 SEED_CLIENT = "client1.domain.tld"
 
@@ -81,8 +81,11 @@ def test_easyrsa_commands_work_on_our_pki(easyrsa_workdir, tmp_path):
     openssl("verify", "-crl_check", "-CAfile", os.path.join(pki, "ca.crt"), "-CRLfile", os.path.join(pki, "crl.pem"),
             os.path.join(pki, "issued", "bob.crt"))
 
-    # After easyrsa revoked it, we issue the client again, next to its R row.
-    again = ok("vpn_cert", {"pki_dir": pki, "name": [SEED_CLIENT], "type": "client"})
+    # After easyrsa revoked it, a run that still lists the client refuses it; asked on purpose,
+    # we issue the client again, next to its R row.
+    message = failed("vpn_cert", {"pki_dir": pki, "name": [SEED_CLIENT], "type": "client"})
+    assert "revoked" in message and "reissue_revoked" in message
+    again = ok("vpn_cert", {"pki_dir": pki, "name": [SEED_CLIENT], "type": "client", "reissue_revoked": True})
     assert again["certificates"][SEED_CLIENT]["action"] == "created"
     statuses = [row.split("\t")[0] for row in open(os.path.join(pki, "index.txt")).read().splitlines() if row.endswith("/CN=" + SEED_CLIENT)]
     assert sorted(statuses) == ["R", "V"]

@@ -24,7 +24,7 @@ CA_NAME = "Unit Test CA"
 
 
 class FakeModule(object):
-    """The two AnsibleModule methods PkiStore uses."""
+    """Stands in for the AnsibleModule that PkiStore is given (its writes do not use it)."""
 
     def __init__(self):
         self.moves = []
@@ -82,9 +82,11 @@ class Helpers(object):
         return build_specs(names, cert_type, common_name, subject_alt_names, key_size, days, digest)
 
     @classmethod
-    def issue(cls, store, names, cert_type="client", check_mode=False, renew_before_days=30, ca_passphrase=None, renew=False, **spec_args):
+    def issue(cls, store, names, cert_type="client", check_mode=False, renew_before_days=30, ca_passphrase=None, renew=False,
+              reissue_revoked=False, **spec_args):
         specs = cls.specs(names, cert_type, **spec_args)
-        issuer = CertificateIssuer(store, specs, renew_before_days=renew_before_days, ca_passphrase=ca_passphrase, renew=renew)
+        issuer = CertificateIssuer(store, specs, renew_before_days=renew_before_days, ca_passphrase=ca_passphrase, renew=renew,
+                                   reissue_revoked=reissue_revoked)
         return issuer.run(check_mode)
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.cert_issuer import CertificateIssuer, build_specs
+from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import CertificateRevoker
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_serial, format_time
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
@@ -266,20 +267,53 @@ def test_certificate_from_another_ca_is_reissued_with_backup_and_warning(pki, he
     assert not os.path.exists(pki.renewed_cert("c1"))
 
 
-def test_revoked_certificate_gets_a_new_key(pki, helpers):
-    helpers.issue(pki, "c1")
-    old_key = helpers.read(pki.key("c1"))
-    old_serial = inspect.serial_hex(inspect.load_certificate(pki.cert("c1")))
+def _mark_revoked_in_index_only(pki):
+    """What a revocation killed after its index write leaves: an R row, the files still in place."""
     rows = pki.read_index()
     rows[0].status, rows[0].revoked = "R", "250101000000Z,keyCompromise"
     pki.write_index(rows)
 
-    result = helpers.issue(pki, "c1")
+
+def test_revoked_name_is_refused_before_anything_is_written(pki, helpers):
+    helpers.issue(pki, ["c1", "c2"])
+    _mark_revoked_in_index_only(pki)
+    before = helpers.snapshot(pki.root)
+    for check_mode in (True, False):
+        with pytest.raises(PkiError) as caught:
+            helpers.issue(pki, ["c1", "c2", "c3"], check_mode=check_mode)
+        message = str(caught.value)
+        assert "c1" in message and "revoked" in message and "reissue_revoked: true" in message and "pki_clients" in message
+        assert "c2" not in message.split("(serial", maxsplit=1)[0]
+        assert helpers.snapshot(pki.root) == before
+    assert not os.path.exists(pki.cert("c3"))
+
+
+def test_revoked_and_moved_name_is_refused_too(pki, helpers):
+    """After a completed revocation issued/<name>.crt is gone: the R row of its CN still refuses it."""
+    helpers.issue(pki, ["c1"])
+    CertificateRevoker(pki, ["c1"]).run(False)
+    before = helpers.snapshot(pki.root)
+    with pytest.raises(PkiError, match="refusing to issue a new certificate to c1"):
+        helpers.issue(pki, "c1")
+    assert helpers.snapshot(pki.root) == before
+
+
+def test_reissue_revoked_gives_a_new_key_and_completes_the_revocation(pki, helpers):
+    helpers.issue(pki, "c1")
+    old_key = helpers.read(pki.key("c1"))
+    old_serial = inspect.serial_hex(inspect.load_certificate(pki.cert("c1")))
+    _mark_revoked_in_index_only(pki)
+
+    result = helpers.issue(pki, "c1", reissue_revoked=True)
     entry = result["certificates"]["c1"]
     assert entry["action"] == "reissued"
     assert any("revoked" in reason for reason in entry["reasons"])
     assert helpers.read(pki.key("c1")) != old_key
-    assert len(entry["backup_files"]) == 1 and helpers.read(entry["backup_files"][0]) == old_key
+    # the revoked certificate's files went where easyrsa revoke puts them, not into renewed/
+    assert helpers.read(pki.path("revoked", "private_by_serial", old_serial + ".key")) == old_key
+    assert os.path.exists(pki.path("revoked", "certs_by_serial", old_serial + ".crt"))
+    assert not os.path.exists(pki.renewed_cert("c1"))
+    assert not os.path.exists(pki.by_serial(old_serial))
     new = inspect.load_certificate(pki.cert("c1"))
     assert inspect.serial_hex(new) != old_serial
     key, dummy = inspect.load_private_key(pki.key("c1"))
@@ -287,6 +321,81 @@ def test_revoked_certificate_gets_a_new_key(pki, helpers):
     rows = pki.read_index()
     assert [(row.status, row.serial) for row in rows] == [("R", old_serial), ("V", inspect.serial_hex(new))]
     assert rows[0].revoked == "250101000000Z,keyCompromise"
+    assert helpers.issue(pki, "c1")["changed"] is False
+
+
+def test_interrupted_revocation_of_an_older_release_is_completed(pki, helpers):
+    """Older releases moved files first: a kill before index.txt left a V row whose
+    certificate sits in revoked/. Any run marks it R and says so."""
+    helpers.issue(pki, ["c1", "c2"])
+    serial = inspect.serial_hex(inspect.load_certificate(pki.cert("c1")))
+    os.rename(pki.cert("c1"), pki.path("revoked", "certs_by_serial", serial + ".crt"))
+    os.rename(pki.key("c1"), pki.path("revoked", "private_by_serial", serial + ".key"))
+    result = helpers.issue(pki, ["c2"])
+    assert result["changed"] is True
+    assert any("completed an interrupted revocation" in change and serial in change for change in result["changes"])
+    assert [(row.serial, row.status) for row in pki.read_index()][0] == (serial, "R")
+    assert result["certificates"]["c2"]["action"] == "unchanged"
+
+
+def test_key_owned_by_another_user_is_never_certified(pki, helpers):
+    if os.geteuid() != 0:
+        pytest.skip("chown to another user needs root")
+    helpers.issue(pki, ["c1"])
+    planted = helpers.read(pki.key("c1"))
+    os.unlink(pki.cert("c1"))
+    pki.write_index([])
+    os.chown(pki.key("c1"), 65534, 65534)
+    before = helpers.snapshot(pki.root)
+    with pytest.raises(PkiError) as caught:
+        helpers.issue(pki, "c1")
+    assert pki.key("c1") in str(caught.value) and "another user" in str(caught.value)
+    assert helpers.snapshot(pki.root) == before
+    assert helpers.read(pki.key("c1")) == planted
+
+
+def test_key_in_a_private_folder_others_could_write_is_not_certified(pki, helpers):
+    helpers.issue(pki, ["c1"])
+    os.unlink(pki.cert("c1"))
+    pki.write_index([])
+    os.chmod(pki.path("private"), 0o777)
+    with pytest.raises(PkiError, match="private/ is writable by other users"):
+        helpers.issue(pki, "c1")
+    assert stat.S_IMODE(os.stat(pki.path("private")).st_mode) == 0o777  # nothing written, not even the chmod
+
+
+def test_loose_folders_are_closed_and_reported(pki, helpers):
+    helpers.issue(pki, ["c1"])
+    os.chmod(pki.root, 0o755)
+    os.chmod(pki.path("private"), 0o750)
+    check = helpers.issue(pki, ["c1"], check_mode=True)
+    assert check["changed"] is True and len(check["changes"]) == 2
+    assert stat.S_IMODE(os.stat(pki.root).st_mode) == 0o755
+    result = helpers.issue(pki, ["c1"])
+    assert result["changes"] == check["changes"]
+    assert "was 0750" in result["changes"][1]
+    assert stat.S_IMODE(os.stat(pki.root).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(pki.path("private")).st_mode) == 0o700
+    assert helpers.issue(pki, ["c1"])["changed"] is False
+
+
+def test_stray_temp_files_are_removed(pki, helpers):
+    helpers.issue(pki, ["c1"])
+    for folder in ("private", "issued", ""):
+        helpers.write(os.path.join(pki.root, folder, ".tmp-killed"), b"half a key")
+    result = helpers.issue(pki, ["c1"])
+    assert result["changed"] is True and len(result["changes"]) == 3
+    assert not pki.stray_temp_files()
+
+
+def test_unique_subject_yes_refuses_a_second_valid_certificate(pki, helpers):
+    helpers.issue(pki, ["c1"])
+    helpers.write(pki.path("index.txt.attr"), b"unique_subject = yes\n")
+    before = helpers.snapshot(pki.root)
+    with pytest.raises(PkiError, match="unique_subject = yes"):
+        helpers.issue(pki, ["c1"], renew=True)
+    assert helpers.snapshot(pki.root) == before
+    assert helpers.issue(pki, ["c2"])["changed"] is True  # a new subject is fine
 
 
 def test_certificate_missing_from_index_is_registered(pki, helpers):

@@ -11,6 +11,7 @@ import os
 import pytest
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import CertificateAuthority
 from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import REASONS, CertificateRevoker
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_time, valid_entry
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
@@ -143,24 +144,74 @@ def test_second_run_is_unchanged(pki, helpers, issued):
         result = revoke(pki, ["c1", "c2"], check_mode=check_mode)
         assert result["changed"] is False
         assert [result["certificates"][name]["action"] for name in ("c1", "c2")] == ["unchanged", "unchanged"]
-        assert "no issued/c1.crt" in result["certificates"]["c1"]["reason"]
+        assert result["certificates"]["c1"]["reason"] == "already revoked (serial %s)" % issued["c1"]
         assert result["diff"] == {"before": {}, "after": {}}
         assert helpers.snapshot(pki.root) == before
     assert [row.status for row in pki.read_index()] == ["R", "R", "V"]
 
 
-def test_name_without_certificate_is_unchanged(pki, helpers, issued):
+def test_name_never_issued_fails_and_changes_nothing(pki, helpers, issued):
     before = helpers.snapshot(pki.root)
-    result = revoke(pki, "nobody")
-    assert result["changed"] is False
-    assert result["certificates"]["nobody"]["action"] == "unchanged"
-    assert helpers.snapshot(pki.root) == before
+    for names in (["carol.exmaple.com"], ["c3", "carol.exmaple.com"]):
+        with pytest.raises(PkiError) as caught:
+            revoke(pki, names)
+        assert "'carol.exmaple.com'" in str(caught.value) and "spelling" in str(caught.value)
+        assert "c3" not in str(caught.value)
+        assert helpers.snapshot(pki.root) == before
 
-    result = revoke(pki, ["nobody", "c3"])
+
+def test_wrong_or_missing_ca_passphrase_fails_before_anything_is_written(tmp_path, fake_module, helpers):
+    store = PkiStore(fake_module, str(tmp_path / "pki"))
+    CertificateAuthority(store, "Locked CA", 1024, 3650, "sha256", passphrase="right").run(False)
+    helpers.issue(store, ["c1"], ca_passphrase="right")
+    before = helpers.snapshot(store.root)
+    for passphrase, message in ((None, "set the CA passphrase"), ("wrong", "does not open")):
+        with pytest.raises(PkiError, match=message):
+            CertificateRevoker(store, ["c1"], ca_passphrase=passphrase).run(False)
+        assert helpers.snapshot(store.root) == before
+    assert CertificateRevoker(store, ["c1"], ca_passphrase="right").run(False)["certificates"]["c1"]["action"] == "revoked"
+
+
+def test_index_is_written_before_any_file_moves(pki, helpers, issued, monkeypatch):
+    """Kill the run at its first file move: index.txt must already say R, and the next
+    run must complete the moves and say so."""
+    def killed(*args):
+        raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(pki, "move", killed)
+    monkeypatch.setattr(os, "unlink", killed)
+    with pytest.raises(KeyboardInterrupt):
+        revoke(pki, ["c2"])
+    monkeypatch.undo()
+    assert [row.status for row in pki.read_index()] == ["V", "R", "V"]
+    assert os.path.exists(pki.cert("c2"))
+
+    result = revoke(pki, ["c2"])
     assert result["changed"] is True
-    assert result["certificates"]["nobody"]["action"] == "unchanged"
-    assert result["certificates"]["c3"]["action"] == "revoked"
-    assert [row.status for row in pki.read_index()] == ["V", "V", "R"]
+    assert result["certificates"]["c2"]["action"] == "completed"
+    assert any("interrupted" in warning for warning in result["warnings"])
+    assert not os.path.exists(pki.cert("c2")) and not os.path.exists(pki.key("c2"))
+    assert os.path.exists(pki.path("revoked", "certs_by_serial", issued["c2"] + ".crt"))
+    assert os.stat(pki.path("revoked", "private_by_serial", issued["c2"] + ".key")).st_mode & 0o777 == 0o600
+    assert revoke(pki, ["c2"])["changed"] is False
+
+
+def test_files_moved_without_index_row_are_completed(pki, helpers, issued):
+    """The state an older release left when killed between its moves and its index write."""
+    serial = issued["c1"]
+    os.rename(pki.cert("c1"), pki.path("revoked", "certs_by_serial", serial + ".crt"))
+    os.rename(pki.key("c1"), pki.path("revoked", "private_by_serial", serial + ".key"))
+    result = revoke(pki, ["c1"])
+    assert result["changed"] is True
+    assert result["certificates"]["c1"]["action"] == "completed"
+    assert [row.status for row in pki.read_index()] == ["R", "V", "V"]
+    assert revoke(pki, ["c1"])["certificates"]["c1"]["action"] == "unchanged"
+
+
+def test_moved_keys_stay_0600_whatever_their_mode_was(pki, helpers, issued):
+    os.chmod(pki.key("c1"), 0o644)
+    revoke(pki, ["c1"])
+    assert os.stat(pki.path("revoked", "private_by_serial", issued["c1"] + ".key")).st_mode & 0o777 == 0o600
 
 
 def test_renewed_certificate_of_the_same_subject_is_revoked_too(pki, helpers):

@@ -181,7 +181,51 @@ def test_write_is_0600_and_leaves_no_temp_file(tmp_path, fake_module):
     assert open(path, "rb").read() == b"hello"
     assert mode(path) == 0o600
     assert _files(str(tmp_path)) == ["file.txt"]
-    assert fake_module.moves and fake_module.moves[-1][1] == path
+
+
+@pytest.mark.parametrize("umask", [0o000, 0o022, 0o077])
+def test_key_is_0600_from_its_first_byte(tmp_path, fake_module, monkeypatch, umask):
+    """The temp file already has its final mode when the first byte is written."""
+    store = PkiStore(fake_module, str(tmp_path))
+    seen = []
+    real_fdopen = os.fdopen
+
+    def watching_fdopen(fd, *args, **kwargs):
+        handle = real_fdopen(fd, *args, **kwargs)
+        real_write = handle.write
+
+        def write(data):
+            seen.append(stat.S_IMODE(os.fstat(fd).st_mode))
+            return real_write(data)
+
+        handle.write = write
+        return handle
+
+    monkeypatch.setattr(os, "fdopen", watching_fdopen)
+    old_umask = os.umask(umask)
+    try:
+        store.write(str(tmp_path / "a.key"), b"secret", 0o600)
+        store.write(str(tmp_path / "a.crt"), b"public", 0o644)
+    finally:
+        os.umask(old_umask)
+    assert seen == [0o600, 0o644]
+    assert mode(str(tmp_path / "a.key")) == 0o600 and mode(str(tmp_path / "a.crt")) == 0o644
+
+
+def test_relative_path_is_refused(fake_module):
+    for relative in ("pki", "./pki", "../pki", ""):
+        with pytest.raises(PkiError, match="not an absolute path"):
+            PkiStore(fake_module, relative)
+
+
+def test_backup_of_a_loose_key_is_0600(tmp_path, fake_module):
+    store = PkiStore(fake_module, str(tmp_path))
+    path = str(tmp_path / "old.key")
+    with open(path, "wb") as handle:
+        handle.write(b"old key")
+    os.chmod(path, 0o644)
+    backup = store.backup(path)
+    assert mode(backup) == 0o600 and open(backup, "rb").read() == b"old key"
 
 
 def test_write_with_mode_and_overwrite(tmp_path, fake_module):
@@ -195,16 +239,16 @@ def test_write_with_mode_and_overwrite(tmp_path, fake_module):
     assert _files(str(tmp_path)) == ["file.txt"]
 
 
-def test_write_failure_keeps_old_file_and_no_temp_file(tmp_path, fake_module):
+def test_write_failure_keeps_old_file_and_no_temp_file(tmp_path, fake_module, monkeypatch):
     store = PkiStore(fake_module, str(tmp_path))
     path = str(tmp_path / "file.txt")
     store.write(path, b"old")
 
-    def broken_move(src, dest):
+    def broken_replace(src, dest):
         assert os.path.exists(src)
         raise OSError("disk on fire")
 
-    fake_module.atomic_move = broken_move
+    monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk on fire"):
         store.write(path, b"new")
     assert open(path, "rb").read() == b"old"
@@ -218,9 +262,9 @@ def test_put_writes_only_what_differs(tmp_path, fake_module):
     assert store.put(path, b"a", 0o600, check_mode=True) == "written"
     assert not os.path.exists(path)
     assert store.put(path, b"a", 0o600, check_mode=False) == "written"
-    moves = len(fake_module.moves)
+    inode = os.stat(path).st_ino
     assert store.put(path, b"a", 0o600, check_mode=False) == "unchanged"
-    assert len(fake_module.moves) == moves
+    assert os.stat(path).st_ino == inode
     os.chmod(path, 0o644)
     assert store.put(path, b"a", 0o600, check_mode=True) == "chmod"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
