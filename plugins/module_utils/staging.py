@@ -5,20 +5,49 @@
 
 All files are compared and copied in one run, so staging hundreds of client
 certificates costs one task, not one module start per file.
+
+The folder is what the operator hands to others, so it must hold only what is
+current. A manifest in the folder (``.clientvpn-stage.json``, 0600) records each
+file this module staged with the sha256 of what it wrote: ``prune`` and
+``remove`` delete only recorded files whose content is still what was staged.
+Anything else in the folder (acm-arns.json, files put there by hand, a staged
+file edited since) is left alone.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import SECRET_MODE, PkiStore
 
 CERTIFICATE_MODE = 0o644
+MANIFEST = ".clientvpn-stage.json"
+MANIFEST_VERSION = 1
+
+# Why a file asked for in remove (or due to prune) is still in the folder.
+NOT_STAGED = "not staged by vpn_stage: left alone"
+ABSENT = "not in the folder"
+EDITED = "changed since it was staged: left alone and no longer tracked"
+NOT_A_FILE = "no longer a regular file: left alone and no longer tracked"
+
+
+def _sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_file_name(name):
+    """A name in ``remove`` must be a file directly in the folder, and not the manifest."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        raise PkiError("remove: %r is not a file name in the staging folder. Give names such as 'bob.example.com.crt'." % name)
+    if name == MANIFEST:
+        raise PkiError("remove: %s is the staging folder's manifest, not a staged file." % MANIFEST)
 
 
 class StagingFolder(object):
-    def __init__(self, module, dest, certificates, private_keys):
+    def __init__(self, module, dest, certificates, private_keys, prune=False, remove=()):
         self.files = {}
         for sources, mode in ((certificates, CERTIFICATE_MODE), (private_keys, SECRET_MODE)):
             for source in sources:
@@ -27,31 +56,120 @@ class StagingFolder(object):
                     raise PkiError(
                         "%s and %s would both be staged as %s: give files distinct names." % (self.files[name][0], source, name)
                     )
+                if name == MANIFEST:
+                    raise PkiError("%s cannot be staged: %s is the name of the staging folder's manifest." % (source, MANIFEST))
                 self.files[name] = (source, mode)
+        for name in remove:
+            check_file_name(name)
+            if name in self.files:
+                raise PkiError(
+                    "%s is both staged (from %s) and listed in remove: drop it from one of the two." % (name, self.files[name][0])
+                )
+        self.prune = prune
+        self.remove = sorted(set(remove))
         # Same directory handling and atomic writes as the PKI itself.
         self.folder = PkiStore(module, dest, what="dest")
 
     def run(self, check_mode):
+        # Locked like the PKI, so that two runs neither interleave manifest rewrites nor
+        # remove each other's temp files.
+        with self.folder.locked(exclusive=not check_mode):
+            return self._run(check_mode)
+
+    def _run(self, check_mode):
         folder = self.folder
-        changes, actions = folder.prepare_root(check_mode), {}
+        changes, actions, warnings = folder.prepare_root(check_mode), {}, []
+        changes.extend(folder.tidy(check_mode)[0])
+        recorded = self._read_manifest(warnings)
+        manifest = {}
         for name, (source, mode) in sorted(self.files.items()):
-            actions[name] = self._stage(name, source, mode, check_mode)
+            actions[name], manifest[name] = self._stage(name, source, mode, check_mode)
             if actions[name] != "unchanged":
                 changes.append("%s %s" % (actions[name], name))
+
+        removed, left_alone = [], {}
+        unwanted = set(self.remove) | (set(recorded) if self.prune else set())
+        for name in sorted(set(recorded) - set(self.files)):
+            if name not in unwanted:
+                manifest[name] = recorded[name]  # staged by an earlier run; not ours to judge now
+                continue
+            outcome = self._remove(name, recorded[name], check_mode)
+            if outcome == "removed":
+                removed.append(name)
+                changes.append("removed %s" % name)
+            elif outcome == ABSENT:
+                changes.append("forget %s (already gone from the folder)" % name)
+            else:
+                left_alone[name] = outcome
+                warnings.append("%s: %s. Remove it by hand if it must not be handed out." % (folder.path(name), outcome))
+        for name in self.remove:
+            if name not in recorded:
+                left_alone[name] = NOT_STAGED if os.path.lexists(folder.path(name)) else ABSENT
+
+        if manifest or os.path.lexists(folder.path(MANIFEST)):
+            action = self._put_manifest(manifest, check_mode)
+            if action == "written":
+                changes.append("record %d staged file(s) in %s" % (len(manifest), MANIFEST))
+            elif action == "chmod":
+                changes.append("set mode 0600 on %s" % MANIFEST)
         return {
             "changed": bool(changes),
             "changes": changes,
             "dest": folder.root,
             "files": actions,
+            "removed": removed,
+            "left_alone": left_alone,
+            "warnings": warnings,
             "diff": {"before": {}, "after": {}},
         }
 
     def _stage(self, name, source, mode, check_mode):
+        """Copy one file; returns (action, sha256 of what the folder then holds)."""
         folder = self.folder
         target = folder.path(name)
         if not os.path.isfile(source):
             if check_mode:
-                return "copied"  # an earlier task of this check run would have made it
+                return "copied", None  # an earlier task of this check run would have made it
             raise PkiError("%s does not exist: nothing to stage as %s. Build it first (clientvpn.pki.pki)." % (source, target))
-        action = folder.put(target, folder.read(source), mode, check_mode)
-        return "copied" if action == "written" else action
+        data = folder.read(source)
+        action = folder.put(target, data, mode, check_mode)
+        return ("copied" if action == "written" else action), _sha256(data)
+
+    def _remove(self, name, staged_sha256, check_mode):
+        """Delete a recorded file if it still holds what was staged: 'removed', or why not."""
+        path = self.folder.path(name)
+        if not os.path.lexists(path):
+            return ABSENT
+        if os.path.islink(path) or not os.path.isfile(path):
+            return NOT_A_FILE
+        if _sha256(self.folder.read(path)) != staged_sha256:
+            return EDITED
+        if not check_mode:
+            os.unlink(path)
+        return "removed"
+
+    def _read_manifest(self, warnings):
+        """{name: sha256} of what earlier runs staged; empty when there is no (usable) manifest."""
+        path = self.folder.path(MANIFEST)
+        if not os.path.lexists(path):
+            return {}
+        if os.path.islink(path) or not os.path.isfile(path):
+            raise PkiError("%s is not a regular file. Move it away: vpn_stage keeps its record of staged files there." % path)
+        try:
+            content = json.loads(self.folder.read(path).decode("utf-8"))
+            return dict((str(name), str(entry["sha256"])) for name, entry in content["files"].items())
+        except (ValueError, KeyError, TypeError, AttributeError):
+            # Nothing recorded means nothing is removed: the safe side. It is rewritten with what is staged now.
+            warnings.append("%s is not a vpn_stage manifest: it is rewritten, and files staged before it are no longer pruned." % path)
+            return {}
+
+    def _put_manifest(self, manifest, check_mode):
+        """Write the manifest (atomically, 0600) unless it already says this: 'written', 'chmod' or 'unchanged'."""
+        content = {
+            "comment": "Files clientvpn.pki.vpn_stage staged here, with the sha256 of what it wrote; prune and remove delete only these.",
+            "version": MANIFEST_VERSION,
+            # None: a check run's source that does not exist yet (a real run would record its digest).
+            "files": dict((name, {"sha256": digest or "unknown"}) for name, digest in manifest.items()),
+        }
+        data = (json.dumps(content, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        return self.folder.put(self.folder.path(MANIFEST), data, SECRET_MODE, check_mode)

@@ -65,16 +65,50 @@ def test_renew_server_reimports_into_the_same_arn(tmp_path, local_acm):
     assert local_acm.requests().count("ImportCertificate") == 2
 
 
+def test_renew_server_keeps_the_pki_roles_cn_key_and_validity(tmp_path, local_acm):
+    """A customised PKI: renew_server takes CN, SANs, key size, days and digest from the pki role's variables,
+    so the renewal keeps the key and the CN, and lands in the same ARN."""
+    custom = ["-e", "pki_dir=%s" % (tmp_path / "pki"), "-e", "pki_server_common_name=vpn.example.com",
+              "-e", "pki_key_size=1024", "-e", "pki_cert_days=365", "-e", "acm_region=eu-west-1", "-e", "acm_endpoint_url=%s" % local_acm.url]
+    playbook(["clientvpn.pki.mutual_auth", "-e", "stage_dir=%s" % (tmp_path / "stage")] + custom)
+    pki = tmp_path / "pki"
+    arn = json.loads((pki / "acm-certificates.json").read_text())["eu-west-1"]["server"]["arn"]
+    key_before = (pki / "private" / "server.key").read_bytes()
+    serial_before = openssl("x509", "-in", str(pki / "issued" / "server.crt"), "-noout", "-serial").stdout
+
+    playbook(["clientvpn.pki.renew_server"] + custom)
+    cert = str(pki / "issued" / "server.crt")
+    assert openssl("x509", "-in", cert, "-noout", "-serial").stdout != serial_before
+    assert (pki / "private" / "server.key").read_bytes() == key_before
+    assert openssl("x509", "-in", cert, "-noout", "-subject", "-nameopt", "RFC2253").stdout.strip() == "subject=CN=vpn.example.com"
+    assert "DNS:vpn.example.com" in openssl("x509", "-in", cert, "-noout", "-ext", "subjectAltName").stdout
+    text = openssl("x509", "-in", cert, "-noout", "-text").stdout
+    assert "Public-Key: (1024 bit)" in text and "sha256WithRSAEncryption" in text
+    # Valid about 365 days from now: beyond 364, not beyond 366.
+    assert openssl("x509", "-in", cert, "-noout", "-checkend", str(364 * 86400), check=False).returncode == 0
+    assert openssl("x509", "-in", cert, "-noout", "-checkend", str(366 * 86400), check=False).returncode != 0
+    assert local_acm.requests().count("ImportCertificate") == 2
+    assert json.loads((pki / "acm-certificates.json").read_text())["eu-west-1"]["server"]["arn"] == arn
+
+
 def test_revoke_client_revokes_and_regenerates_the_crl(tmp_path):
-    playbook(["clientvpn.pki.mutual_auth", "-e", "stage_dir=%s" % (tmp_path / "stage"), "-e", "clientvpn_acm_import=false"] + _common(tmp_path))
+    stage = tmp_path / "stage"
+    playbook(["clientvpn.pki.mutual_auth", "-e", "stage_dir=%s" % stage, "-e", "clientvpn_acm_import=false"] + _common(tmp_path))
     pki = tmp_path / "pki"
     bob_serial = openssl("x509", "-in", str(pki / "issued" / "bob.example.com.crt"), "-noout", "-serial").stdout.strip().split("=")[1]
     args = ["clientvpn.pki.revoke_client", "-e", "pki_dir=%s" % pki, "-e", json.dumps({"revoke_client_names": ["bob.example.com"]}),
             "-e", "crl_reason=affiliationChanged"]
 
-    assert recap(playbook(args, check=True).stdout)["changed"] > 0
+    assert recap(playbook(args + ["-e", "stage_dir=%s" % stage], check=True).stdout)["changed"] > 0
     assert (pki / "issued" / "bob.example.com.crt").exists() and not (pki / "crl.pem").exists()
-    assert recap(playbook(args).stdout)["changed"] > 0
+    assert (stage / "bob.example.com.key").exists()
+    # No staging folder there: skipped, not created. Like a run that stopped before the clean-up.
+    assert recap(playbook(args + ["-e", "stage_dir=%s" % (tmp_path / "elsewhere")]).stdout)["changed"] > 0
+    assert not (tmp_path / "elsewhere").exists() and (stage / "bob.example.com.key").exists()
+    # bob is revoked already; the names asked for still leave the folder that is handed out, the others stay.
+    args += ["-e", "stage_dir=%s" % stage]
+    assert recap(playbook(args).stdout)["changed"] == 1
+    assert sorted(name for name in os.listdir(stage) if name.startswith(("bob.", "alice."))) == ["alice.example.com.crt", "alice.example.com.key"]
     assert recap(playbook(args, check=True).stdout)["changed"] == 0
     assert recap(playbook(args).stdout)["changed"] == 0
 

@@ -10,6 +10,8 @@ from conftest import openssl, playbook, recap
 
 CLIENTS = ["client1.domain.tld", "alice.example.com"]
 ACM_WRITES = {"ImportCertificate", "AddTagsToCertificate", "RemoveTagsFromCertificate", "DeleteCertificate"}
+# vpn_stage's record of what it staged (what stage_prune may remove).
+STAGE_MANIFEST = ".clientvpn-stage.json"
 
 
 def _run(tmp_path, endpoint, check=False, extra=()):
@@ -47,12 +49,12 @@ def test_mutual_auth_end_to_end(tmp_path, local_acm):
     # Nothing to change: one ACM read per run (the server certificate), no write.
     assert local_acm.requests()[seen:] == ["GetCertificate", "GetCertificate"]
 
-    expected = {"ca.crt", "server.crt", "server.key", "acm-arns.json"} | {c + ".crt" for c in CLIENTS} | {c + ".key" for c in CLIENTS}
+    expected = {"ca.crt", "server.crt", "server.key", "acm-arns.json", STAGE_MANIFEST} | {c + ".crt" for c in CLIENTS} | {c + ".key" for c in CLIENTS}
     assert set(os.listdir(stage)) == expected
     assert stat.S_IMODE(os.stat(stage).st_mode) == 0o700
     for name in expected:
         mode = stat.S_IMODE(os.stat(stage / name).st_mode)
-        assert mode == (0o600 if name.endswith(".key") else 0o644), (name, oct(mode))
+        assert mode == (0o600 if name.endswith(".key") or name == STAGE_MANIFEST else 0o644), (name, oct(mode))
     for name in ["server"] + CLIENTS:
         openssl("verify", "-CAfile", str(stage / "ca.crt"), str(stage / (name + ".crt")))
         cert_key = openssl("x509", "-in", str(stage / (name + ".crt")), "-noout", "-pubkey").stdout
@@ -76,6 +78,38 @@ def test_mutual_auth_without_acm(tmp_path):
     assert recap(playbook(args).stdout)["changed"] > 0
     assert recap(playbook(args).stdout)["changed"] == 0
     assert "acm-arns.json" not in os.listdir(tmp_path / "custom_folder")
+
+
+def test_a_misspelled_client_list_issues_no_client_certificate(tmp_path):
+    """pki_clients is empty by default: a typo in its name (pki_client) issues nothing with a placeholder name."""
+    pki, stage = tmp_path / "pki", tmp_path / "custom_folder"
+    playbook(["clientvpn.pki.mutual_auth", "-e", "pki_dir=%s" % pki, "-e", "stage_dir=%s" % stage,
+              "-e", "pki_client=typo", "-e", "clientvpn_acm_import=false"])
+    assert sorted(os.listdir(pki / "issued")) == ["server.crt"]
+    assert sorted(os.listdir(pki / "private")) == ["ca.key", "server.key"]
+    assert len((pki / "index.txt").read_text().splitlines()) == 1
+    assert sorted(os.listdir(stage)) == sorted([STAGE_MANIFEST, "ca.crt", "server.crt", "server.key"])
+
+
+def test_a_client_dropped_from_the_list_leaves_the_staging_folder(tmp_path):
+    """stage_prune (default true): the folder handed out holds only the clients listed now;
+    what the collection did not put there stays."""
+    stage = tmp_path / "custom_folder"
+
+    def run(clients, check=False):
+        return playbook(["clientvpn.pki.mutual_auth", "-e", "pki_dir=%s" % (tmp_path / "pki"), "-e", "stage_dir=%s" % stage,
+                         "-e", json.dumps({"pki_clients": clients, "clientvpn_acm_import": False})], check=check)
+
+    run(CLIENTS)
+    (stage / "README.txt").write_text("for the helpdesk\n")
+    assert recap(run(CLIENTS[:1], check=True).stdout)["changed"] == 1
+    assert (stage / "alice.example.com.key").exists()
+    assert recap(run(CLIENTS[:1]).stdout)["changed"] == 1
+    assert sorted(os.listdir(stage)) == sorted([STAGE_MANIFEST, "README.txt", "ca.crt", "server.crt", "server.key",
+                                                "client1.domain.tld.crt", "client1.domain.tld.key"])
+    # The PKI itself keeps alice's certificate: leaving the list is not a revocation.
+    assert (tmp_path / "pki" / "issued" / "alice.example.com.crt").exists()
+    assert recap(run(CLIENTS[:1]).stdout)["changed"] == 0
 
 
 def test_mutual_auth_imports_the_clients_when_asked(tmp_path, local_acm):
