@@ -39,7 +39,13 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules impo
     check_key_size,
     check_server_has_domain,
 )
-from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import describe_completed, finish_interrupted_revocations, revoked_subjects
+from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import (
+    apply_moves,
+    describe_completed,
+    finish_interrupted_revocations,
+    revocation_moves,
+    revoked_subjects,
+)
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_subject, random_serial, valid_entry
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import SECRET_MODE, check_name
@@ -351,14 +357,7 @@ class CertificateIssuer(object):
     def _finish_revocation(self, plan):
         """A revoked certificate still in issued/ (its revocation was interrupted): its files go
         where easyrsa revoke puts them, before the name gets its new certificate and key."""
-        store, name = self.store, plan.spec.name
-        serial = inspect.serial_hex(plan.cert)
-        if os.path.exists(store.by_serial(serial)):
-            os.unlink(store.by_serial(serial))
-        for source, folder, extension in ((store.key(name), "private_by_serial", ".key"), (store.req(name), "reqs_by_serial", ".req")):
-            if os.path.exists(source):
-                store.move(source, store.path("revoked", folder, serial + extension), SECRET_MODE)
-        store.move(store.cert(name), store.path("revoked", "certs_by_serial", serial + ".crt"), SECRET_MODE)
+        apply_moves(self.store, revocation_moves(self.store, plan.spec.name, inspect.serial_hex(plan.cert)))
         plan.key = None
 
     # -- reporting -------------------------------------------------------------------

@@ -67,6 +67,32 @@ def describe_completed(entries):
     ]
 
 
+def revocation_moves(store, name, serial):
+    """The file moves of revoking ``name`` (certificate ``serial``) as easyrsa revoke makes them, in
+    crash-safe order: the certificate last, since while issued/<name>.crt is there a re-run finds
+    its R row. A destination of None removes the file (easy-rsa's certs_by_serial copy)."""
+    moves = [
+        (store.by_serial(serial), None),
+        (store.key(name), store.path("revoked", "private_by_serial", serial + ".key")),
+        (store.req(name), store.path("revoked", "reqs_by_serial", serial + ".req")),
+    ]
+    slot = store.renewed_cert(name)
+    if os.path.exists(slot):
+        moves.append((slot, store.path("revoked", "certs_by_serial", inspect.serial_hex(inspect.load_certificate(slot)) + ".crt")))
+    moves.append((store.cert(name), store.path("revoked", "certs_by_serial", serial + ".crt")))
+    return moves
+
+
+def apply_moves(store, moves):
+    for source, destination in moves:
+        if not os.path.exists(source):
+            continue  # moved by an interrupted run
+        if destination is None:
+            os.unlink(source)
+        else:
+            store.move(source, destination, SECRET_MODE)
+
+
 def revoked_subjects(entries):
     """{subject: [serials]} of the revoked rows."""
     found = {}
@@ -113,13 +139,7 @@ class CertificateRevoker(object):
                 store.tidy(check_mode=False)
                 if index_changed:
                     store.write_index(entries)
-                for source, destination in moves:
-                    if not os.path.exists(source):
-                        continue  # moved by the interrupted run
-                    if destination is None:
-                        os.unlink(source)
-                    else:
-                        store.move(source, destination, SECRET_MODE)
+                apply_moves(store, moves)
         done = dict((name, "revoked") for name, result in results.items() if result["action"] in ("revoked", "completed"))
         return {
             "changed": bool(changes),
@@ -163,14 +183,7 @@ class CertificateRevoker(object):
                     entry.status, entry.revoked = "R", revocation
                     serials.append(entry.serial)
             result = {"action": "revoked", "serials": serials, "serial": serial, "revocation": revocation}
-        # The certificate moves last: while issued/<name>.crt is there, a re-run finds its R row.
-        moves.append((store.by_serial(serial), None))  # easy-rsa removes this copy
-        for source, folder, extension in ((store.key(name), "private_by_serial", ".key"), (store.req(name), "reqs_by_serial", ".req")):
-            moves.append((source, store.path("revoked", folder, serial + extension)))
-        slot = store.renewed_cert(name)
-        if os.path.exists(slot):
-            moves.append((slot, store.path("revoked", "certs_by_serial", inspect.serial_hex(inspect.load_certificate(slot)) + ".crt")))
-        moves.append((cert_path, store.path("revoked", "certs_by_serial", serial + ".crt")))
+        moves.extend(revocation_moves(store, name, serial))
         return result
 
     def _refuse_unknown(self, results, entries, just_completed):
