@@ -29,7 +29,7 @@ try:
 except ImportError:  # pragma: no cover - reported by the modules
     pass
 
-from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.aws import aws_call, describe_error, is_not_found
 from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import check_importable
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
@@ -49,11 +49,11 @@ class LocalCertificate(object):
     """The certificate, key and chain on this host, validated against every rule."""
 
     def __init__(self, certificate, private_key, certificate_chain, passphrase=None, cert_type="server", now=None):
-        self.leaf = inspect.load_certificate(certificate)
+        self.leaf = x509_inspect.load_certificate(certificate)
         self.chain = _load_chain(certificate_chain)
         # No RSA consistency check (~35 ms a key, most of a no-op run over many clients):
         # the key is only compared with the certificate here, and ACM validates what it imports.
-        key, encrypted = inspect.load_private_key(private_key, passphrase, "private_key_passphrase", check_key=False)
+        key, encrypted = x509_inspect.load_private_key(private_key, passphrase, "private_key_passphrase", check_key=False)
         if encrypted:
             # ACM takes only an unencrypted key: decrypt in memory, never on disk.
             key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -71,11 +71,11 @@ class LocalCertificate(object):
 
     @property
     def domain(self):
-        dns = [san[4:] for san in inspect.subject_alt_names(self.leaf) if san.startswith("DNS:")]
-        return dns[0] if dns else inspect.common_name(self.leaf)
+        dns = [san[4:] for san in x509_inspect.subject_alt_names(self.leaf) if san.startswith("DNS:")]
+        return dns[0] if dns else x509_inspect.common_name(self.leaf)
 
     def facts(self):
-        return {"serial": inspect.serial_hex(self.leaf), "not_after": inspect.not_after(self.leaf).isoformat(), "domain": self.domain}
+        return {"serial": x509_inspect.serial_hex(self.leaf), "not_after": x509_inspect.not_after(self.leaf).isoformat(), "domain": self.domain}
 
     def matches(self, remote):
         """Same leaf, and ACM's chain starts with ours (an endpoint may append its own roots)."""
@@ -213,7 +213,7 @@ class AcmCertificate(object):
 
     def _find_by_tags(self):
         wanted = self._identity_tags()
-        domains = (self.local.domain, inspect.common_name(self.local.leaf))
+        domains = (self.local.domain, x509_inspect.common_name(self.local.leaf))
         paginator = self.client.get_paginator("list_certificates")
         try:
             pages = list(paginator.paginate(Includes={"keyTypes": ["RSA_1024", "RSA_2048"]}))
@@ -287,11 +287,11 @@ class AcmCertificate(object):
 
     def _check_same_key_kind(self, arn, remote):
         theirs = x509.load_pem_x509_certificate(remote[0].encode() if isinstance(remote[0], str) else remote[0])
-        if inspect.key_kind(theirs.public_key()) != inspect.key_kind(self.local.leaf.public_key()):
+        if x509_inspect.key_kind(theirs.public_key()) != x509_inspect.key_kind(self.local.leaf.public_key()):
             raise PkiError(
                 "%s holds a %s certificate; the new one has a %s key. ACM re-import cannot change the key type or "
                 "size: keep the key size (vpn_cert renews with the same key), or import into a new ARN."
-                % (arn, inspect.key_kind(theirs.public_key()), inspect.key_kind(self.local.leaf.public_key()))
+                % (arn, x509_inspect.key_kind(theirs.public_key()), x509_inspect.key_kind(self.local.leaf.public_key()))
             )
 
     def _reconcile_tags(self, arn, action, check_mode):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime
 import os
 
-from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import check_common_name, check_days, check_key_size
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import INITIAL_SERIAL, SECRET_MODE
@@ -31,9 +31,9 @@ def open_ca(store, passphrase):
             "%s holds no certificate authority (ca.crt, private/ca.key, index.txt, serial). "
             "Create it first with clientvpn.pki.vpn_ca." % store.root
         )
-    cert = inspect.load_certificate(store.ca_cert)
-    key, dummy = inspect.load_private_key(store.ca_key, passphrase, "ca_passphrase", what="the CA passphrase", role_variable="pki_ca_passphrase")
-    if not inspect.key_matches(key, cert):
+    cert = x509_inspect.load_certificate(store.ca_cert)
+    key, dummy = x509_inspect.load_private_key(store.ca_key, passphrase, "ca_passphrase", what="the CA passphrase", role_variable="pki_ca_passphrase")
+    if not x509_inspect.key_matches(key, cert):
         raise PkiError(
             "%s does not belong to %s: the CA cannot sign. Restore the matching key, or rebuild the "
             "CA with clientvpn.pki.vpn_ca (force: true). Nothing was changed." % (store.ca_key, store.ca_cert)
@@ -105,20 +105,20 @@ class CertificateAuthority(object):
         # A file that does not parse or a key the passphrase does not open says nothing about
         # whether this is the CA asked for: an error of its own, unless force asks to replace it.
         try:
-            cert = inspect.load_certificate(store.ca_cert)
-            key, encrypted = inspect.load_private_key(store.ca_key, self.passphrase, what="the CA passphrase", role_variable="pki_ca_passphrase")
+            cert = x509_inspect.load_certificate(store.ca_cert)
+            key, encrypted = x509_inspect.load_private_key(store.ca_key, self.passphrase, what="the CA passphrase", role_variable="pki_ca_passphrase")
         except PkiError as exc:
             if self.force:
                 return [str(exc)]
             raise
         plan["existing"] = cert
         problems = []
-        if not inspect.key_matches(key, cert):
+        if not x509_inspect.key_matches(key, cert):
             problems.append("private/ca.key does not belong to ca.crt")
-        if inspect.common_name(cert) != self.common_name:
-            problems.append("its common name is %r, not %r" % (inspect.common_name(cert), self.common_name))
-        if inspect.rsa_key_size(cert.public_key()) != self.key_size:
-            problems.append("its key is %s, not RSA %d" % (inspect.key_kind(cert.public_key()), self.key_size))
+        if x509_inspect.common_name(cert) != self.common_name:
+            problems.append("its common name is %r, not %r" % (x509_inspect.common_name(cert), self.common_name))
+        if x509_inspect.rsa_key_size(cert.public_key()) != self.key_size:
+            problems.append("its key is %s, not RSA %d" % (x509_inspect.key_kind(cert.public_key()), self.key_size))
         plan["encrypt"] = bool(self.passphrase) and not encrypted
         plan["key"] = key
         return problems
@@ -157,9 +157,9 @@ class CertificateAuthority(object):
             "backup_files": plan["backups"],
             "warnings": [],
         }
-        before = inspect.facts(plan["existing"]) if plan["existing"] is not None else {}
+        before = x509_inspect.facts(plan["existing"]) if plan["existing"] is not None else {}
         if plan.get("new_cert") is not None:
-            after = inspect.facts(plan["new_cert"])
+            after = x509_inspect.facts(plan["new_cert"])
         elif plan["action"] in ("created", "replaced"):
             # check mode: what will be made, minus what only signing decides
             after = {"common_name": self.common_name, "key": "RSA %d" % self.key_size, "subject_alt_names": []}

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import open_ca
 from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import (
     check_common_name,
@@ -78,7 +78,7 @@ class LeafSpec(object):
         self.sans_given = sans_given
 
     def keeping_sans_of(self, cert):
-        existing = inspect.subject_alt_names(cert)
+        existing = x509_inspect.subject_alt_names(cert)
         if self.sans_given or not existing:
             return self
         if self.cert_type == "server" and not any(san.startswith("DNS:") for san in existing):
@@ -216,20 +216,20 @@ class CertificateIssuer(object):
         store, plan = self.store, NamePlan(spec)
         key_path, cert_path = store.key(spec.name), store.cert(spec.name)
         if os.path.exists(key_path):
-            plan.key, encrypted = inspect.load_private_key(key_path, None, passphrase_field=None, check_key=False)
-            have = inspect.rsa_key_size(plan.key.public_key())
+            plan.key, encrypted = x509_inspect.load_private_key(key_path, None, passphrase_field=None, check_key=False)
+            have = x509_inspect.rsa_key_size(plan.key.public_key())
             if have != spec.key_size:
                 plan.new_key = True
-                plan.reasons.append("key is %s, wanted RSA %d" % (inspect.key_kind(plan.key.public_key()), spec.key_size))
+                plan.reasons.append("key is %s, wanted RSA %d" % (x509_inspect.key_kind(plan.key.public_key()), spec.key_size))
         else:
             plan.new_key = True
             plan.reasons.append("no private key")
         expiring = False
         if os.path.exists(cert_path):
-            plan.cert = inspect.load_certificate(cert_path)
+            plan.cert = x509_inspect.load_certificate(cert_path)
             plan.spec = spec = spec.keeping_sans_of(plan.cert)
-            plan.cert_is_ours = inspect.is_issued_by(plan.cert, self.ca_cert)
-            row = rows.get(inspect.serial_hex(plan.cert))
+            plan.cert_is_ours = x509_inspect.is_issued_by(plan.cert, self.ca_cert)
+            row = rows.get(x509_inspect.serial_hex(plan.cert))
             if not plan.cert_is_ours:
                 issuer = plan.cert.issuer.rfc4514_string()
                 plan.reasons.append("signed by another CA (issuer %s; ca.crt does not verify it)" % issuer)
@@ -242,13 +242,13 @@ class CertificateIssuer(object):
                 plan.reasons.append("certificate %s is revoked in index.txt" % row.serial)
             elif row is None:
                 plan.register = True
-            if plan.key is not None and not inspect.key_matches(plan.key, plan.cert):
+            if plan.key is not None and not x509_inspect.key_matches(plan.key, plan.cert):
                 plan.reasons.append("certificate does not belong to private/%s.key" % spec.name)
-            plan.reasons.extend(inspect.leaf_differences(plan.cert, spec))
-            if inspect.expires_within(plan.cert, self.renew_before_days):
+            plan.reasons.extend(x509_inspect.leaf_differences(plan.cert, spec))
+            if x509_inspect.expires_within(plan.cert, self.renew_before_days):
                 expiring = True
                 plan.reasons.append(
-                    "expires %s, within renew_before_days=%d" % (inspect.not_after(plan.cert).isoformat(), self.renew_before_days)
+                    "expires %s, within renew_before_days=%d" % (x509_inspect.not_after(plan.cert).isoformat(), self.renew_before_days)
                 )
             elif self.renew:
                 expiring = True
@@ -295,15 +295,15 @@ class CertificateIssuer(object):
             if plan.action in ("unchanged", "registered"):
                 if plan.action == "registered":
                     # a certificate whose row an interrupted run never wrote
-                    entries.append(valid_entry(plan.cert.serial_number, inspect.not_after(plan.cert), inspect.common_name(plan.cert)))
-                    if not os.path.exists(store.by_serial(inspect.serial_hex(plan.cert))):
-                        store.write(store.by_serial(inspect.serial_hex(plan.cert)), to_pem(plan.cert))
+                    entries.append(valid_entry(plan.cert.serial_number, x509_inspect.not_after(plan.cert), x509_inspect.common_name(plan.cert)))
+                    if not os.path.exists(store.by_serial(x509_inspect.serial_hex(plan.cert))):
+                        store.write(store.by_serial(x509_inspect.serial_hex(plan.cert)), to_pem(plan.cert))
                 if store.mode_of(store.key(spec.name)) != SECRET_MODE:
                     os.chmod(store.key(spec.name), SECRET_MODE)
                 continue
             if plan.register:
                 # a certificate an interrupted run left without its row: recorded before it is replaced
-                entries.append(valid_entry(plan.cert.serial_number, inspect.not_after(plan.cert), inspect.common_name(plan.cert)))
+                entries.append(valid_entry(plan.cert.serial_number, x509_inspect.not_after(plan.cert), x509_inspect.common_name(plan.cert)))
             self._retire(plan)
             if plan.new_key:
                 if plan.key is not None:
@@ -318,8 +318,8 @@ class CertificateIssuer(object):
             cert = sign_leaf(self.ca_cert, self.ca_key, plan.key.public_key(), spec, serial)
             pem = to_pem(cert)
             store.write(store.cert(spec.name), pem)
-            store.write(store.by_serial(inspect.serial_hex(cert)), pem)
-            entry = valid_entry(serial, inspect.not_after(cert), spec.common_name)
+            store.write(store.by_serial(x509_inspect.serial_hex(cert)), pem)
+            entry = valid_entry(serial, x509_inspect.not_after(cert), spec.common_name)
             entries.append(entry)
             taken.add(entry.serial)
             last_serial = serial
@@ -341,13 +341,13 @@ class CertificateIssuer(object):
         if plan.revoked and plan.cert_is_ours:
             self._finish_revocation(plan)
         elif plan.cert_is_ours:
-            serial = inspect.serial_hex(plan.cert)
+            serial = x509_inspect.serial_hex(plan.cert)
             # easy-rsa 3.1 renew keeps the old certificate at renewed/issued/<name>.crt (what
             # `easyrsa revoke-renewed <name>` reads); one already there from an earlier renewal
             # moves on to renewed/certs_by_serial/<SERIAL>.crt, so none is lost.
             slot = store.renewed_cert(plan.spec.name)
             if os.path.exists(slot):
-                store.move(slot, store.renewed_by_serial(inspect.serial_hex(inspect.load_certificate(slot))))
+                store.move(slot, store.renewed_by_serial(x509_inspect.serial_hex(x509_inspect.load_certificate(slot))))
             store.move(cert_path, slot)
             if os.path.exists(store.by_serial(serial)):
                 os.unlink(store.by_serial(serial))
@@ -357,7 +357,7 @@ class CertificateIssuer(object):
     def _finish_revocation(self, plan):
         """A revoked certificate still in issued/ (its revocation was interrupted): its files go
         where easyrsa revoke puts them, before the name gets its new certificate and key."""
-        apply_moves(self.store, revocation_moves(self.store, plan.spec.name, inspect.serial_hex(plan.cert)))
+        apply_moves(self.store, revocation_moves(self.store, plan.spec.name, x509_inspect.serial_hex(plan.cert)))
         plan.key = None
 
     # -- reporting -------------------------------------------------------------------
@@ -380,12 +380,12 @@ class CertificateIssuer(object):
                 "backup_files": plan.backups,
             }
             if cert is not None and (plan.issued is not None or plan.action in ("unchanged", "registered")):
-                entry.update(inspect.facts(cert))
+                entry.update(x509_inspect.facts(cert))
             certificates[name] = entry
             warnings.extend(plan.warnings)
             if plan.changed:
-                before[name] = inspect.facts(plan.cert) if plan.cert is not None else {}
-                after[name] = inspect.facts(plan.issued) if plan.issued is not None else {
+                before[name] = x509_inspect.facts(plan.cert) if plan.cert is not None else {}
+                after[name] = x509_inspect.facts(plan.issued) if plan.issued is not None else {
                     "common_name": plan.spec.common_name,
                     "subject_alt_names": plan.spec.subject_alt_names,
                     "key": "RSA %d" % plan.spec.key_size,

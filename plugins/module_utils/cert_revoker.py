@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime
 import os
 
-from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import open_ca
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_subject, format_time, valid_entry
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
@@ -78,7 +78,7 @@ def revocation_moves(store, name, serial):
     ]
     slot = store.renewed_cert(name)
     if os.path.exists(slot):
-        moves.append((slot, store.path("revoked", "certs_by_serial", inspect.serial_hex(inspect.load_certificate(slot)) + ".crt")))
+        moves.append((slot, store.path("revoked", "certs_by_serial", x509_inspect.serial_hex(x509_inspect.load_certificate(slot)) + ".crt")))
     moves.append((store.cert(name), store.path("revoked", "certs_by_serial", serial + ".crt")))
     return moves
 
@@ -159,17 +159,17 @@ class CertificateRevoker(object):
         cert_path = store.cert(name)
         if not os.path.exists(cert_path):
             return {"action": "unknown", "serials": []}
-        cert = inspect.load_certificate(cert_path)
-        if not inspect.is_issued_by(cert, ca_cert):
+        cert = x509_inspect.load_certificate(cert_path)
+        if not x509_inspect.is_issued_by(cert, ca_cert):
             raise PkiError(
                 "%s was not issued by this CA (issuer %s): it cannot be revoked here. Nothing was changed."
                 % (cert_path, cert.issuer.rfc4514_string())
             )
-        serial = inspect.serial_hex(cert)
-        subject = format_subject(inspect.common_name(cert))
+        serial = x509_inspect.serial_hex(cert)
+        subject = format_subject(x509_inspect.common_name(cert))
         row = next((entry for entry in entries if entry.serial == serial), None)
         if row is None:
-            row = valid_entry(cert.serial_number, inspect.not_after(cert), inspect.common_name(cert))
+            row = valid_entry(cert.serial_number, x509_inspect.not_after(cert), x509_inspect.common_name(cert))
             entries.append(row)
         if row.status == "R":
             # index.txt says revoked but the files never moved: a run killed half-way.
@@ -216,12 +216,12 @@ class CertificateRevoker(object):
         this subject are looked at, so a long index costs nothing here."""
         store = self.store
         slot = store.renewed_cert(name)
-        serials = set([inspect.serial_hex(inspect.load_certificate(slot))]) if os.path.exists(slot) else set()
-        public_key = inspect.public_key_der(cert.public_key())
+        serials = set([x509_inspect.serial_hex(x509_inspect.load_certificate(slot))]) if os.path.exists(slot) else set()
+        public_key = x509_inspect.public_key_der(cert.public_key())
         for entry in entries:
             path = store.renewed_by_serial(entry.serial)
             if entry.status == "V" and entry.subject == subject and os.path.exists(path):
-                old = inspect.load_certificate(path)
-                if inspect.public_key_der(old.public_key()) == public_key:
+                old = x509_inspect.load_certificate(path)
+                if x509_inspect.public_key_der(old.public_key()) == public_key:
                     serials.add(entry.serial)
         return serials

@@ -82,33 +82,33 @@ def check_importable(leaf, key, key_pem, chain, cert_type, now):
     private key and ``key_pem`` the bytes that would be sent.
     """
     # Imported here: module_utils that do not import need no cryptography.
-    from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+    from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
     from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import extended_key_usage
 
-    if not inspect.key_matches(key, leaf):
+    if not x509_inspect.key_matches(key, leaf):
         raise PkiError("private_key does not belong to certificate: give the key the certificate was issued for.")
-    if inspect.rsa_key_size(leaf.public_key()) not in ALLOWED_KEY_SIZES:
+    if x509_inspect.rsa_key_size(leaf.public_key()) not in ALLOWED_KEY_SIZES:
         raise PkiError(
             "certificate has a %s key: AWS Client VPN accepts RSA 1024 or 2048 only. "
-            "Reissue it with clientvpn.pki.vpn_cert key_size=2048." % inspect.key_kind(leaf.public_key())
+            "Reissue it with clientvpn.pki.vpn_cert key_size=2048." % x509_inspect.key_kind(leaf.public_key())
         )
-    if not (inspect.common_name(leaf) or "").strip():
+    if not (x509_inspect.common_name(leaf) or "").strip():
         raise PkiError("certificate has no CN in its subject: AWS Client VPN requires one. Reissue it with a common_name.")
     if cert_type == "server":
-        check_server_has_domain(inspect.common_name(leaf), inspect.subject_alt_names(leaf))
-        if extended_key_usage("server") not in inspect.extended_key_usages(leaf):
+        check_server_has_domain(x509_inspect.common_name(leaf), x509_inspect.subject_alt_names(leaf))
+        if extended_key_usage("server") not in x509_inspect.extended_key_usages(leaf):
             raise PkiError(
                 "certificate has no extendedKeyUsage serverAuth: the Client VPN profile's "
                 "'remote-cert-tls server' would refuse it. Issue it with clientvpn.pki.vpn_cert type=server."
             )
     if leaf.not_valid_before_utc > now:
         raise PkiError("certificate is not valid before %s: ACM imports only certificates valid now." % leaf.not_valid_before_utc.isoformat())
-    if inspect.not_after(leaf) <= now:
-        raise PkiError("certificate expired on %s: renew it (clientvpn.pki.vpn_cert) before importing." % inspect.not_after(leaf).isoformat())
+    if x509_inspect.not_after(leaf) <= now:
+        raise PkiError("certificate expired on %s: renew it (clientvpn.pki.vpn_cert) before importing." % x509_inspect.not_after(leaf).isoformat())
     if not chain:
         raise PkiError("certificate_chain holds no certificate: give the CA certificate (ca.crt).")
     for child, issuer in zip([leaf] + chain[:-1], chain):
-        if not inspect.is_issued_by(child, issuer):
+        if not x509_inspect.is_issued_by(child, issuer):
             raise PkiError(
                 "certificate_chain does not sign the certificate: %s is not issued by %s. Give the chain of "
                 "the CA that issued it, leaf excluded, root last." % (child.subject.rfc4514_string(), issuer.subject.rfc4514_string())

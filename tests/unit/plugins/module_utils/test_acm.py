@@ -27,7 +27,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.acm import (
     RECORD_FILE,
     TAG_CA,
@@ -111,8 +111,8 @@ class Material(object):
         self.cert = store.cert("server")
         self.key = store.key("server")
         self.chain = store.ca_cert
-        self.ca_cert = inspect.load_certificate(store.ca_cert)
-        self.ca_key = inspect.load_private_key(store.ca_key)[0]
+        self.ca_cert = x509_inspect.load_certificate(store.ca_cert)
+        self.ca_key = x509_inspect.load_private_key(store.ca_key)[0]
         self.leaf_pem = helpers.read(self.cert).decode()
         self.ca_pem = helpers.read(self.chain).decode()
 
@@ -196,7 +196,7 @@ def hand_made_leaf(ca_cert, ca_key, key, common_name="server", dns=("server",), 
 
 def renewed_leaf_pem(mat):
     """What ACM holds after an earlier import: the same key and names, another serial."""
-    key = inspect.load_private_key(mat.key)[0]
+    key = x509_inspect.load_private_key(mat.key)[0]
     spec = LeafSpec("server", "server", ["DNS:server"], "server", 1024, 30, "sha256")
     return to_pem(sign_leaf(mat.ca_cert, mat.ca_key, key.public_key(), spec, x509.random_serial_number())).decode()
 
@@ -540,7 +540,7 @@ def test_certificate_without_cn(acm, mat, fake_module):
 
 
 def test_server_certificate_without_dns_san(acm, mat, fake_module):
-    key = inspect.load_private_key(mat.key)[0]
+    key = x509_inspect.load_private_key(mat.key)[0]
     spec = LeafSpec("server", "server", ["IP:10.0.0.1"], "server", 1024, 30, "sha256")
     cert = mat.write("nodns.crt", to_pem(sign_leaf(mat.ca_cert, mat.ca_key, key.public_key(), spec, x509.random_serial_number())))
     refused(acm, mat, fake_module, cert, mat.key, mat.chain, ["has no DNS entry", "reject a server certificate without a domain"])
@@ -555,7 +555,7 @@ def test_client_certificate_given_as_server(acm, mat, fake_module, helpers):
 
 
 def test_certificate_not_yet_valid(acm, mat, fake_module):
-    key = inspect.load_private_key(mat.key)[0]
+    key = x509_inspect.load_private_key(mat.key)[0]
     start = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=2)
     cert = mat.write("future.crt", to_pem(hand_made_leaf(mat.ca_cert, mat.ca_key, key, not_before=start,
                                                          not_after=start + datetime.timedelta(days=30))))
@@ -563,7 +563,7 @@ def test_certificate_not_yet_valid(acm, mat, fake_module):
 
 
 def test_certificate_expired(acm, mat, fake_module):
-    key = inspect.load_private_key(mat.key)[0]
+    key = x509_inspect.load_private_key(mat.key)[0]
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = mat.write("expired.crt", to_pem(hand_made_leaf(mat.ca_cert, mat.ca_key, key, not_before=now - datetime.timedelta(days=60),
                                                           not_after=now - datetime.timedelta(days=1))))
@@ -583,14 +583,14 @@ def test_empty_or_garbage_chain(acm, mat, fake_module, content):
 
 
 def test_encrypted_key_needs_its_passphrase(acm, mat, fake_module):
-    key = inspect.load_private_key(mat.key)[0]
+    key = x509_inspect.load_private_key(mat.key)[0]
     encrypted = mat.write("server-enc.key", key_to_pem(key, "s3cret"))
     refused(acm, mat, fake_module, mat.cert, encrypted, mat.chain, ["is encrypted", "private_key_passphrase"])
     refused(acm, mat, fake_module, mat.cert, encrypted, mat.chain, ["does not open", "private_key_passphrase"], passphrase="wrong")
     local = LocalCertificate(mat.cert, encrypted, mat.chain, "s3cret", "server")
     assert local.key_pem.startswith(b"-----BEGIN PRIVATE KEY-----")
     assert b"ENCRYPTED" not in local.key_pem
-    assert inspect.key_matches(serialization.load_pem_private_key(local.key_pem, None), local.leaf)
+    assert x509_inspect.key_matches(serialization.load_pem_private_key(local.key_pem, None), local.leaf)
 
 
 def test_clear_key_is_sent_as_it_is_on_disk(mat):

@@ -10,7 +10,7 @@ import stat
 
 import pytest
 
-from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import CertificateAuthority
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
@@ -48,13 +48,13 @@ def test_create_then_unchanged(new_store, helpers):
     assert result["changed"] is True
     assert result["action"] == "created"
     assert result["backup_files"] == []
-    cert = inspect.load_certificate(new_store.ca_cert)
-    key, encrypted = inspect.load_private_key(new_store.ca_key)
+    cert = x509_inspect.load_certificate(new_store.ca_cert)
+    key, encrypted = x509_inspect.load_private_key(new_store.ca_key)
     assert encrypted is False
-    assert inspect.key_matches(key, cert)
-    assert inspect.common_name(cert) == CN
-    assert inspect.rsa_key_size(cert.public_key()) == 1024
-    assert result["serial"] == inspect.serial_hex(cert)
+    assert x509_inspect.key_matches(key, cert)
+    assert x509_inspect.common_name(cert) == CN
+    assert x509_inspect.rsa_key_size(cert.public_key()) == 1024
+    assert result["serial"] == x509_inspect.serial_hex(cert)
     assert mode(new_store.ca_key) == 0o600
     assert mode(new_store.root) == 0o700
     assert helpers.read(new_store.index) == b""
@@ -80,7 +80,7 @@ def test_short_lived_ca_warns(new_store):
 
 def test_wrong_passphrase_changes_nothing(new_store, helpers):
     make_ca(new_store, passphrase="right passphrase").run(check_mode=False)
-    assert inspect.is_encrypted_pem(helpers.read(new_store.ca_key))
+    assert x509_inspect.is_encrypted_pem(helpers.read(new_store.ca_key))
     before = helpers.snapshot(new_store.root)
     with pytest.raises(PkiError) as caught:
         make_ca(new_store, passphrase="wrong passphrase").run(check_mode=False)
@@ -136,12 +136,12 @@ def test_force_replaces_and_backs_up(pki, helpers):
     for path, content in old.items():
         assert content in backed_up, "no backup of %s" % path
         assert os.path.dirname(backed_up[content]) == os.path.dirname(path)
-    new_cert = inspect.load_certificate(pki.ca_cert)
+    new_cert = x509_inspect.load_certificate(pki.ca_cert)
     assert helpers.read(pki.ca_cert) != old[pki.ca_cert]
     assert helpers.read(pki.ca_key) != old[pki.ca_key]
-    assert inspect.common_name(new_cert) == "New CA"
-    key, dummy = inspect.load_private_key(pki.ca_key)
-    assert inspect.key_matches(key, new_cert)
+    assert x509_inspect.common_name(new_cert) == "New CA"
+    key, dummy = x509_inspect.load_private_key(pki.ca_key)
+    assert x509_inspect.key_matches(key, new_cert)
     assert helpers.read(pki.index) == b""
     assert helpers.read(pki.serial) == b"01\n"
     assert result["diff"]["before"]["common_name"] == CN
@@ -152,24 +152,24 @@ def test_force_with_wrong_passphrase_replaces(new_store, helpers):
     make_ca(new_store, passphrase="old").run(check_mode=False)
     result = make_ca(new_store, passphrase="new", force=True).run(check_mode=False)
     assert result["action"] == "replaced"
-    key, encrypted = inspect.load_private_key(new_store.ca_key, "new")
+    key, encrypted = x509_inspect.load_private_key(new_store.ca_key, "new")
     assert encrypted
 
 
 def test_passphrase_encrypts_a_clear_key(pki, helpers):
-    old_public = inspect.public_key_der(inspect.load_certificate(pki.ca_cert).public_key())
+    old_public = x509_inspect.public_key_der(x509_inspect.load_certificate(pki.ca_cert).public_key())
     old_cert = helpers.read(pki.ca_cert)
     check = make_ca(pki, passphrase="s3cret").run(check_mode=True)
     assert check["action"] == "encrypted" and check["changed"] is True
-    assert not inspect.is_encrypted_pem(helpers.read(pki.ca_key))
+    assert not x509_inspect.is_encrypted_pem(helpers.read(pki.ca_key))
 
     result = make_ca(pki, passphrase="s3cret").run(check_mode=False)
     assert result["action"] == "encrypted"
     assert result["changed"] is True
-    assert inspect.is_encrypted_pem(helpers.read(pki.ca_key))
-    key, encrypted = inspect.load_private_key(pki.ca_key, "s3cret")
+    assert x509_inspect.is_encrypted_pem(helpers.read(pki.ca_key))
+    key, encrypted = x509_inspect.load_private_key(pki.ca_key, "s3cret")
     assert encrypted
-    assert inspect.public_key_der(key.public_key()) == old_public
+    assert x509_inspect.public_key_der(key.public_key()) == old_public
     assert helpers.read(pki.ca_cert) == old_cert
     assert mode(pki.ca_key) == 0o600
     again = make_ca(pki, passphrase="s3cret").run(check_mode=False)

@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.cert_issuer import CertificateIssuer, build_specs
 from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import CertificateRevoker
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_serial, format_time
@@ -100,20 +100,20 @@ def test_five_clients_in_one_run(pki, helpers):
     result = helpers.issue(pki, CLIENTS)
     assert result["changed"] is True
     assert [result["certificates"][name]["action"] for name in CLIENTS] == ["created"] * 5
-    certs = [inspect.load_certificate(pki.cert(name)) for name in CLIENTS]
-    serials = [inspect.serial_hex(cert) for cert in certs]
+    certs = [x509_inspect.load_certificate(pki.cert(name)) for name in CLIENTS]
+    serials = [x509_inspect.serial_hex(cert) for cert in certs]
     assert len(set(serials)) == 5
     assert all(len(serial) == 32 for serial in serials)
     for name, cert in zip(CLIENTS, certs):
-        key, encrypted = inspect.load_private_key(pki.key(name))
+        key, encrypted = x509_inspect.load_private_key(pki.key(name))
         assert not encrypted
-        assert inspect.key_matches(key, cert)
-        assert inspect.common_name(cert) == name
-        assert result["certificates"][name]["serial"] == inspect.serial_hex(cert)
+        assert x509_inspect.key_matches(key, cert)
+        assert x509_inspect.common_name(cert) == name
+        assert result["certificates"][name]["serial"] == x509_inspect.serial_hex(cert)
         assert mode(pki.key(name)) == 0o600
         assert mode(pki.cert(name)) == 0o600
         assert os.path.isfile(pki.req(name))
-        assert helpers.read(pki.by_serial(inspect.serial_hex(cert))) == helpers.read(pki.cert(name))
+        assert helpers.read(pki.by_serial(x509_inspect.serial_hex(cert))) == helpers.read(pki.cert(name))
 
     rows = pki.read_index()
     assert [row.status for row in rows] == ["V"] * 5
@@ -165,7 +165,7 @@ def test_expiring_certificate_is_renewed_with_the_same_key(pki, helpers):
     helpers.issue(pki, "server", "server", days=10, renew_before_days=5)
     old_pem = helpers.read(pki.cert("server"))
     old_key = helpers.read(pki.key("server"))
-    old_serial = inspect.serial_hex(inspect.load_certificate(pki.cert("server")))
+    old_serial = x509_inspect.serial_hex(x509_inspect.load_certificate(pki.cert("server")))
 
     result = helpers.issue(pki, "server", "server", days=825, renew_before_days=30)
     entry = result["certificates"]["server"]
@@ -175,12 +175,12 @@ def test_expiring_certificate_is_renewed_with_the_same_key(pki, helpers):
     assert entry["backup_files"] == []
     assert helpers.read(pki.renewed_cert("server")) == old_pem
     assert not os.path.exists(pki.by_serial(old_serial))
-    new = inspect.load_certificate(pki.cert("server"))
-    assert inspect.serial_hex(new) != old_serial
+    new = x509_inspect.load_certificate(pki.cert("server"))
+    assert x509_inspect.serial_hex(new) != old_serial
     assert new.not_valid_after_utc - new.not_valid_before_utc == datetime.timedelta(days=825)
-    assert inspect.subject_alt_names(new) == ["DNS:server"]
-    assert os.path.isfile(pki.by_serial(inspect.serial_hex(new)))
-    assert [row.serial for row in pki.read_index()] == [old_serial, inspect.serial_hex(new)]
+    assert x509_inspect.subject_alt_names(new) == ["DNS:server"]
+    assert os.path.isfile(pki.by_serial(x509_inspect.serial_hex(new)))
+    assert [row.serial for row in pki.read_index()] == [old_serial, x509_inspect.serial_hex(new)]
     assert helpers.read(pki.serial) == (format_serial(new.serial_number + 1) + "\n").encode()
     assert helpers.issue(pki, "server", "server")["changed"] is False
 
@@ -189,13 +189,13 @@ def test_forced_renewals_keep_every_old_certificate(pki, helpers):
     """renew: true twice: the latest old certificate sits in easy-rsa's renewed/issued/ slot,
     the one before it moves to renewed/certs_by_serial/<SERIAL>.crt."""
     helpers.issue(pki, "server", "server")
-    first = inspect.serial_hex(inspect.load_certificate(pki.cert("server")))
+    first = x509_inspect.serial_hex(x509_inspect.load_certificate(pki.cert("server")))
     specs = build_specs(["server"], "server", None, None, 1024, 825, "sha256")
     entry = CertificateIssuer(pki, specs, renew=True).run(check_mode=False)["certificates"]["server"]
     assert entry["action"] == "renewed" and entry["reasons"] == ["renew: true"]
     second = entry["serial"]
     entry = CertificateIssuer(pki, specs, renew=True).run(check_mode=False)["certificates"]["server"]
-    assert inspect.serial_hex(inspect.load_certificate(pki.renewed_cert("server"))) == second
+    assert x509_inspect.serial_hex(x509_inspect.load_certificate(pki.renewed_cert("server"))) == second
     assert os.path.isfile(pki.renewed_by_serial(first))
     assert [row.status for row in pki.read_index()] == ["V", "V", "V"]
 
@@ -215,15 +215,15 @@ def test_renewal_directories_are_private(pki, helpers):
 def test_san_change_reissues_keeping_the_key(pki, helpers):
     helpers.issue(pki, "server", "server")
     old_key = helpers.read(pki.key("server"))
-    old_serial = inspect.serial_hex(inspect.load_certificate(pki.cert("server")))
+    old_serial = x509_inspect.serial_hex(x509_inspect.load_certificate(pki.cert("server")))
     sans = ["DNS:server", "DNS:vpn.example.com"]
     result = helpers.issue(pki, "server", "server", subject_alt_names=sans)
     entry = result["certificates"]["server"]
     assert entry["action"] == "reissued"
     assert any("subject alt names" in reason for reason in entry["reasons"])
     assert helpers.read(pki.key("server")) == old_key
-    assert sorted(inspect.subject_alt_names(inspect.load_certificate(pki.cert("server")))) == sans
-    assert inspect.serial_hex(inspect.load_certificate(pki.renewed_cert("server"))) == old_serial
+    assert sorted(x509_inspect.subject_alt_names(x509_inspect.load_certificate(pki.cert("server")))) == sans
+    assert x509_inspect.serial_hex(x509_inspect.load_certificate(pki.renewed_cert("server"))) == old_serial
     assert result["diff"]["before"]["server"]["subject_alt_names"] == ["DNS:server"]
     assert helpers.issue(pki, "server", "server", subject_alt_names=sans)["changed"] is False
 
@@ -237,10 +237,10 @@ def test_key_size_change_makes_a_new_key_and_backs_up_the_old(pki, helpers):
     assert any("wanted RSA 2048" in reason for reason in entry["reasons"])
     assert len(entry["backup_files"]) == 1
     assert helpers.read(entry["backup_files"][0]) == old_key
-    key, dummy = inspect.load_private_key(pki.key("c1"))
+    key, dummy = x509_inspect.load_private_key(pki.key("c1"))
     assert key.key_size == 2048
-    cert = inspect.load_certificate(pki.cert("c1"))
-    assert inspect.key_matches(key, cert)
+    cert = x509_inspect.load_certificate(pki.cert("c1"))
+    assert x509_inspect.key_matches(key, cert)
     assert mode(pki.key("c1")) == 0o600
 
 
@@ -248,7 +248,7 @@ def test_certificate_from_another_ca_is_reissued_with_backup_and_warning(pki, he
     helpers.issue(pki, "c1")
     other_key = generate_key(1024)
     other_ca = build_ca(other_key, "Other CA", 30, "sha256")
-    own_key, dummy = inspect.load_private_key(pki.key("c1"))
+    own_key, dummy = x509_inspect.load_private_key(pki.key("c1"))
     foreign = to_pem(sign_leaf(other_ca, other_key, own_key.public_key(), helpers.specs("c1")[0], 0x1234))
     helpers.write(pki.cert("c1"), foreign)
     old_key = helpers.read(pki.key("c1"))
@@ -262,8 +262,8 @@ def test_certificate_from_another_ca_is_reissued_with_backup_and_warning(pki, he
     assert len(result["warnings"]) == 1
     assert "Other CA" in result["warnings"][0] and pki.cert("c1") in result["warnings"][0]
     assert helpers.read(pki.key("c1")) == old_key
-    new = inspect.load_certificate(pki.cert("c1"))
-    assert inspect.is_issued_by(new, inspect.load_certificate(pki.ca_cert))
+    new = x509_inspect.load_certificate(pki.cert("c1"))
+    assert x509_inspect.is_issued_by(new, x509_inspect.load_certificate(pki.ca_cert))
     assert not os.path.exists(pki.renewed_cert("c1"))
 
 
@@ -301,7 +301,7 @@ def test_revoked_and_moved_name_is_refused_too(pki, helpers):
 def test_reissue_revoked_gives_a_new_key_and_completes_the_revocation(pki, helpers):
     helpers.issue(pki, "c1")
     old_key = helpers.read(pki.key("c1"))
-    old_serial = inspect.serial_hex(inspect.load_certificate(pki.cert("c1")))
+    old_serial = x509_inspect.serial_hex(x509_inspect.load_certificate(pki.cert("c1")))
     _mark_revoked_in_index_only(pki)
 
     result = helpers.issue(pki, "c1", reissue_revoked=True)
@@ -314,12 +314,12 @@ def test_reissue_revoked_gives_a_new_key_and_completes_the_revocation(pki, helpe
     assert os.path.exists(pki.path("revoked", "certs_by_serial", old_serial + ".crt"))
     assert not os.path.exists(pki.renewed_cert("c1"))
     assert not os.path.exists(pki.by_serial(old_serial))
-    new = inspect.load_certificate(pki.cert("c1"))
-    assert inspect.serial_hex(new) != old_serial
-    key, dummy = inspect.load_private_key(pki.key("c1"))
-    assert inspect.key_matches(key, new)
+    new = x509_inspect.load_certificate(pki.cert("c1"))
+    assert x509_inspect.serial_hex(new) != old_serial
+    key, dummy = x509_inspect.load_private_key(pki.key("c1"))
+    assert x509_inspect.key_matches(key, new)
     rows = pki.read_index()
-    assert [(row.status, row.serial) for row in rows] == [("R", old_serial), ("V", inspect.serial_hex(new))]
+    assert [(row.status, row.serial) for row in rows] == [("R", old_serial), ("V", x509_inspect.serial_hex(new))]
     assert rows[0].revoked == "250101000000Z,keyCompromise"
     assert helpers.issue(pki, "c1")["changed"] is False
 
@@ -328,7 +328,7 @@ def test_interrupted_revocation_of_an_older_release_is_completed(pki, helpers):
     """Older releases moved files first: a kill before index.txt left a V row whose
     certificate sits in revoked/. Any run marks it R and says so."""
     helpers.issue(pki, ["c1", "c2"])
-    serial = inspect.serial_hex(inspect.load_certificate(pki.cert("c1")))
+    serial = x509_inspect.serial_hex(x509_inspect.load_certificate(pki.cert("c1")))
     os.rename(pki.cert("c1"), pki.path("revoked", "certs_by_serial", serial + ".crt"))
     os.rename(pki.key("c1"), pki.path("revoked", "private_by_serial", serial + ".key"))
     result = helpers.issue(pki, ["c2"])
@@ -401,7 +401,7 @@ def test_unique_subject_yes_refuses_a_second_valid_certificate(pki, helpers):
 def test_certificate_missing_from_index_is_registered(pki, helpers):
     helpers.issue(pki, "c1")
     cert_pem = helpers.read(pki.cert("c1"))
-    cert = inspect.load_certificate(pki.cert("c1"))
+    cert = x509_inspect.load_certificate(pki.cert("c1"))
     serial_file = helpers.read(pki.serial)
     helpers.write(pki.index, b"")
 
@@ -409,10 +409,10 @@ def test_certificate_missing_from_index_is_registered(pki, helpers):
     entry = result["certificates"]["c1"]
     assert result["changed"] is True
     assert entry["action"] == "registered"
-    assert entry["serial"] == inspect.serial_hex(cert)
+    assert entry["serial"] == x509_inspect.serial_hex(cert)
     rows = pki.read_index()
     assert len(rows) == 1
-    assert (rows[0].status, rows[0].serial, rows[0].subject) == ("V", inspect.serial_hex(cert), "/CN=c1")
+    assert (rows[0].status, rows[0].serial, rows[0].subject) == ("V", x509_inspect.serial_hex(cert), "/CN=c1")
     assert rows[0].expires == format_time(cert.not_valid_after_utc)
     assert helpers.read(pki.cert("c1")) == cert_pem
     assert helpers.read(pki.serial) == serial_file
@@ -448,8 +448,8 @@ def test_missing_key_reissues_with_a_new_key(pki, helpers):
     result = helpers.issue(pki, "c1")
     assert result["certificates"]["c1"]["action"] == "reissued"
     assert "no private key" in result["certificates"]["c1"]["reasons"]
-    key, dummy = inspect.load_private_key(pki.key("c1"))
-    assert inspect.key_matches(key, inspect.load_certificate(pki.cert("c1")))
+    key, dummy = x509_inspect.load_private_key(pki.key("c1"))
+    assert x509_inspect.key_matches(key, x509_inspect.load_certificate(pki.cert("c1")))
 
 
 # -- refusing ----------------------------------------------------------------------------------
@@ -465,7 +465,7 @@ def test_garbage_certificate_changes_nothing(pki, helpers):
 
 def test_encrypted_leaf_key_is_refused(pki, helpers):
     helpers.issue(pki, "c1")
-    key, dummy = inspect.load_private_key(pki.key("c1"))
+    key, dummy = x509_inspect.load_private_key(pki.key("c1"))
     helpers.write(pki.key("c1"), key_to_pem(key, "pw"))
     before = helpers.snapshot(pki.root)
     with pytest.raises(PkiError) as caught:
@@ -513,7 +513,7 @@ def test_ca_key_not_matching_ca_cert(pki, helpers):
 
 
 def test_encrypted_ca_key_needs_ca_passphrase(pki, helpers):
-    key, dummy = inspect.load_private_key(pki.ca_key)
+    key, dummy = x509_inspect.load_private_key(pki.ca_key)
     helpers.write(pki.ca_key, key_to_pem(key, "ca-pw"))
     with pytest.raises(PkiError, match="ca_passphrase"):
         helpers.issue(pki, "c1")

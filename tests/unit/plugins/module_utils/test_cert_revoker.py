@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import CertificateAuthority
 from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import REASONS, CertificateRevoker
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_time, valid_entry
@@ -29,7 +29,7 @@ def revoke(store, names, reason=None, check_mode=False):
 
 
 def serial_of(path):
-    return inspect.serial_hex(inspect.load_certificate(path))
+    return x509_inspect.serial_hex(x509_inspect.load_certificate(path))
 
 
 def parse_revocation(text):
@@ -258,7 +258,7 @@ def test_every_earlier_renewal_of_the_name_is_revoked(pki, helpers):
 
 def test_certificate_of_another_ca_changes_nothing(pki, helpers, issued, other_ca):
     ca_cert, ca_key = other_ca
-    own_key, dummy = inspect.load_private_key(pki.key("c2"))
+    own_key, dummy = x509_inspect.load_private_key(pki.key("c2"))
     helpers.write(pki.cert("c2"), to_pem(sign_leaf(ca_cert, ca_key, own_key.public_key(), helpers.specs("c2")[0], 0x4242)))
     before = helpers.snapshot(pki.root)
     for check_mode in (True, False):
@@ -325,7 +325,7 @@ def test_large_index_rewrites_only_the_index_and_the_moved_files(pki, helpers):
     new_lines = after["index.txt"][1].decode().splitlines(True)
     assert new_lines[:20000] == old_lines[:20000]
     assert new_lines[20000] == "R\t%s\t%s\t%s\tunknown\t/CN=c1\n" % (
-        format_time(inspect.load_certificate(pki.path("revoked", "certs_by_serial", serial + ".crt")).not_valid_after_utc),
+        format_time(x509_inspect.load_certificate(pki.path("revoked", "certs_by_serial", serial + ".crt")).not_valid_after_utc),
         result["certificates"]["c1"]["revocation"],
         serial,
     )

@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.cert_issuer import CertificateIssuer
 from ansible_collections.clientvpn.pki.plugins.module_utils.client_profiles import ClientProfiles, base_configuration, load_configuration
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
@@ -99,7 +99,7 @@ def profiles(store, names, dest, configuration=ENDPOINT_CONFIG, check_mode=False
 
 
 def expected_profile(helpers, store, name, configuration=ENDPOINT_CONFIG):
-    cert_pem = to_pem(inspect.load_certificate(store.cert(name))).decode()
+    cert_pem = to_pem(x509_inspect.load_certificate(store.cert(name))).decode()
     key_pem = helpers.read(store.key(name)).decode()
     return "%s<cert>\n%s</cert>\n<key>\n%s</key>\n" % (configuration, cert_pem, key_pem)
 
@@ -170,8 +170,8 @@ def test_profiles_inline_the_pem_certificate_and_key(pki, helpers, dest):
         for tag in ("<cert>", "</cert>", "<key>", "</key>", "<ca>", "</ca>"):
             assert text.count(tag) == 1, tag
         assert "pkcs12" not in text and "client1." not in text and "old\n" not in text
-        key, dummy = inspect.load_private_key(pki.key(name))
-        assert inspect.key_matches(key, inspect.load_certificate(pki.cert(name)))
+        key, dummy = x509_inspect.load_private_key(pki.key(name))
+        assert x509_inspect.key_matches(key, x509_inspect.load_certificate(pki.cert(name)))
     c1 = helpers.read(os.path.join(dest, "c1.ovpn")).decode()
     assert "Certificate:" not in c1 and "Serial Number" not in c1
     assert "<cert>\n" + cert_pem.decode() + "</cert>\n" in c1

@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 
-from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import CertificateRevoker
 from ansible_collections.clientvpn.pki.plugins.module_utils.crl_manager import CLIENT_VPN_MAX_CRL_ENTRIES, CrlPublisher
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import IndexEntry, format_serial, format_time
@@ -49,7 +49,7 @@ def serials_of(crl):
 def revoked(pki, helpers):
     """c1 revoked for keyCompromise, c2 revoked without a reason, c3 valid: their serials by name."""
     helpers.issue(pki, CLIENTS)
-    serials = dict((name, inspect.serial_hex(inspect.load_certificate(pki.cert(name)))) for name in CLIENTS)
+    serials = dict((name, x509_inspect.serial_hex(x509_inspect.load_certificate(pki.cert(name)))) for name in CLIENTS)
     CertificateRevoker(pki, ["c1"], "keyCompromise").run(False)
     CertificateRevoker(pki, ["c2"]).run(False)
     return serials
@@ -81,7 +81,7 @@ def test_first_crl_lists_the_revoked_rows(pki, helpers, revoked):
     assert crl.public_bytes(serialization.Encoding.DER) == der
     assert x509.load_der_x509_crl(der).public_bytes(serialization.Encoding.PEM) == pem
 
-    ca_cert = inspect.load_certificate(pki.ca_cert)
+    ca_cert = x509_inspect.load_certificate(pki.ca_cert)
     assert crl.issuer == ca_cert.subject
     assert crl.is_signature_valid(ca_cert.public_key())
     assert crl.signature_hash_algorithm.name == "sha256"
@@ -114,7 +114,7 @@ def test_empty_index_gives_an_empty_crl(pki):
     assert result["changed"] is True and result["revoked_count"] == 0
     crl = load_crl(pki)
     assert len(crl) == 0
-    assert crl.is_signature_valid(inspect.load_certificate(pki.ca_cert).public_key())
+    assert crl.is_signature_valid(x509_inspect.load_certificate(pki.ca_cert).public_key())
 
 
 def test_second_run_is_unchanged(pki, helpers, revoked):
@@ -176,7 +176,7 @@ def test_crl_of_another_ca_is_replaced(pki, helpers, revoked, other_keys, issuer
     assert result["changed"] is True
     assert result["reasons"] == ["no valid crl.pem signed by this CA"]
     crl = load_crl(pki)
-    assert crl.is_signature_valid(inspect.load_certificate(pki.ca_cert).public_key())
+    assert crl.is_signature_valid(x509_inspect.load_certificate(pki.ca_cert).public_key())
     assert crl_number(crl) == 1
     assert serials_of(crl) == sorted([revoked["c1"], revoked["c2"]])
 
@@ -187,7 +187,7 @@ def test_unreadable_crl_is_replaced(pki, helpers, revoked, garbage):
     result = publish(pki)
     assert result["changed"] is True
     crl = load_crl(pki)
-    assert crl.is_signature_valid(inspect.load_certificate(pki.ca_cert).public_key())
+    assert crl.is_signature_valid(x509_inspect.load_certificate(pki.ca_cert).public_key())
     assert len(crl) == 2
 
 
@@ -225,7 +225,7 @@ def test_bad_days_are_refused(pki, days, renew_before_days):
 
 
 def test_encrypted_ca_key_needs_ca_passphrase(pki, helpers, revoked):
-    key, dummy = inspect.load_private_key(pki.ca_key)
+    key, dummy = x509_inspect.load_private_key(pki.ca_key)
     helpers.write(pki.ca_key, key_to_pem(key, "ca-pw"))
     before = helpers.snapshot(pki.root)
     with pytest.raises(PkiError) as caught:

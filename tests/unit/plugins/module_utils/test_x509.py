@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect as inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import (
     build_ca,
@@ -40,9 +40,9 @@ def issued(pki, helpers):
     helpers.issue(pki, "server", "server")
     helpers.issue(pki, "client1", "client")
     return {
-        "ca": inspect.load_certificate(pki.ca_cert),
-        "server": inspect.load_certificate(pki.cert("server")),
-        "client": inspect.load_certificate(pki.cert("client1")),
+        "ca": x509_inspect.load_certificate(pki.ca_cert),
+        "server": x509_inspect.load_certificate(pki.cert("server")),
+        "client": x509_inspect.load_certificate(pki.cert("client1")),
     }
 
 
@@ -62,8 +62,8 @@ def test_ca_extensions(ca):
     assert aki.authority_cert_issuer == [x509.DirectoryName(cert.subject)]
     assert aki.authority_cert_serial_number == cert.serial_number
     assert cert.subject == cert.issuer
-    assert inspect.common_name(cert) == "Profile CA"
-    assert inspect.is_issued_by(cert, cert)
+    assert x509_inspect.common_name(cert) == "Profile CA"
+    assert x509_inspect.is_issued_by(cert, cert)
 
 
 def test_ca_validity(ca):
@@ -76,17 +76,17 @@ def test_ca_validity(ca):
 def test_ca_made_by_ca_manager(issued):
     ca = issued["ca"]
     assert ext(ca, x509.BasicConstraints).value.ca is True
-    assert inspect.rsa_key_size(ca.public_key()) == 1024
+    assert x509_inspect.rsa_key_size(ca.public_key()) == 1024
 
 
 # -- leaf certificates --------------------------------------------------------------------
 def test_server_certificate(issued):
     ca, cert = issued["ca"], issued["server"]
-    assert inspect.extended_key_usages(cert) == {ExtendedKeyUsageOID.SERVER_AUTH}
+    assert x509_inspect.extended_key_usages(cert) == {ExtendedKeyUsageOID.SERVER_AUTH}
     usage = ext(cert, x509.KeyUsage).value
     assert usage.digital_signature and usage.key_encipherment
     assert not (usage.key_cert_sign or usage.crl_sign or usage.content_commitment or usage.data_encipherment or usage.key_agreement)
-    assert inspect.subject_alt_names(cert) == ["DNS:server"]
+    assert x509_inspect.subject_alt_names(cert) == ["DNS:server"]
     basic = ext(cert, x509.BasicConstraints).value
     assert basic.ca is False
     aki = ext(cert, x509.AuthorityKeyIdentifier).value
@@ -95,23 +95,23 @@ def test_server_certificate(issued):
     assert aki.authority_cert_issuer == [x509.DirectoryName(ca.issuer)]
     assert ext(cert, x509.SubjectKeyIdentifier).value.digest == x509.SubjectKeyIdentifier.from_public_key(cert.public_key()).digest
     assert cert.issuer == ca.subject
-    assert inspect.is_issued_by(cert, ca)
-    assert inspect.common_name(cert) == "server"
+    assert x509_inspect.is_issued_by(cert, ca)
+    assert x509_inspect.common_name(cert) == "server"
 
 
 def test_client_certificate(issued):
     ca, cert = issued["ca"], issued["client"]
-    assert inspect.extended_key_usages(cert) == {ExtendedKeyUsageOID.CLIENT_AUTH}
+    assert x509_inspect.extended_key_usages(cert) == {ExtendedKeyUsageOID.CLIENT_AUTH}
     usage = ext(cert, x509.KeyUsage).value
     assert usage.digital_signature
     assert not (usage.key_encipherment or usage.key_cert_sign or usage.crl_sign)
-    assert inspect.subject_alt_names(cert) == []
+    assert x509_inspect.subject_alt_names(cert) == []
     with pytest.raises(x509.ExtensionNotFound):
         ext(cert, x509.SubjectAlternativeName)
     assert ext(cert, x509.BasicConstraints).value.ca is False
     assert ext(cert, x509.AuthorityKeyIdentifier).value.key_identifier == ext(ca, x509.SubjectKeyIdentifier).value.digest
-    assert inspect.is_issued_by(cert, ca)
-    assert not inspect.is_issued_by(cert, issued["server"])
+    assert x509_inspect.is_issued_by(cert, ca)
+    assert not x509_inspect.is_issued_by(cert, issued["server"])
 
 
 def test_sign_leaf_serial_days_digest_and_sans(ca, helpers):
@@ -120,16 +120,16 @@ def test_sign_leaf_serial_days_digest_and_sans(ca, helpers):
     spec = helpers.specs("srv", "server", subject_alt_names=["DNS:vpn.example.com", "IP:10.0.0.1", "email:a@b.c", "URI:https://x"], days=10, digest="sha384")[0]
     cert = sign_leaf(ca_cert, ca_key, key.public_key(), spec, 0xABCDEF)
     assert cert.serial_number == 0xABCDEF
-    assert inspect.serial_hex(cert) == "ABCDEF"
+    assert x509_inspect.serial_hex(cert) == "ABCDEF"
     assert cert.not_valid_after_utc - cert.not_valid_before_utc == datetime.timedelta(days=10)
     assert cert.signature_hash_algorithm.name == "sha384"
-    assert sorted(inspect.subject_alt_names(cert)) == sorted(["DNS:vpn.example.com", "IP:10.0.0.1", "email:a@b.c", "URI:https://x"])
-    assert inspect.key_matches(key, cert)
-    assert not inspect.key_matches(ca_key, cert)
-    assert inspect.expires_within(cert, 11)
-    assert not inspect.expires_within(cert, 9)
-    assert inspect.leaf_differences(cert, spec) == []
-    facts = inspect.facts(cert)
+    assert sorted(x509_inspect.subject_alt_names(cert)) == sorted(["DNS:vpn.example.com", "IP:10.0.0.1", "email:a@b.c", "URI:https://x"])
+    assert x509_inspect.key_matches(key, cert)
+    assert not x509_inspect.key_matches(ca_key, cert)
+    assert x509_inspect.expires_within(cert, 11)
+    assert not x509_inspect.expires_within(cert, 9)
+    assert x509_inspect.leaf_differences(cert, spec) == []
+    facts = x509_inspect.facts(cert)
     assert facts["serial"] == "ABCDEF" and facts["key"] == "RSA 1024" and facts["common_name"] == "srv"
 
 
@@ -138,7 +138,7 @@ def test_leaf_differences_names_what_differs(ca, helpers):
     key = generate_key(1024)
     cert = sign_leaf(ca_cert, ca_key, key.public_key(), helpers.specs("srv", "server")[0], 5)
     other = helpers.specs("srv", "client", common_name="other")[0]
-    reasons = inspect.leaf_differences(cert, other)
+    reasons = x509_inspect.leaf_differences(cert, other)
     assert len(reasons) == 3
     assert "common name is 'srv', wanted 'other'" in reasons[0]
     assert "DNS:srv" in reasons[1]
@@ -201,27 +201,27 @@ def test_key_to_pem_is_pkcs8(key):
 def test_load_clear_key(tmp_path, key):
     path = tmp_path / "k.key"
     path.write_bytes(key_to_pem(key))
-    loaded, encrypted = inspect.load_private_key(str(path))
+    loaded, encrypted = x509_inspect.load_private_key(str(path))
     assert encrypted is False
-    assert inspect.public_key_der(loaded.public_key()) == inspect.public_key_der(key.public_key())
+    assert x509_inspect.public_key_der(loaded.public_key()) == x509_inspect.public_key_der(key.public_key())
     # a passphrase given for a clear key is ignored
-    loaded, encrypted = inspect.load_private_key(str(path), "unused")
+    loaded, encrypted = x509_inspect.load_private_key(str(path), "unused")
     assert encrypted is False
 
 
 def test_load_encrypted_key(tmp_path, key):
     path = tmp_path / "k.key"
     path.write_bytes(key_to_pem(key, "s3cret"))
-    loaded, encrypted = inspect.load_private_key(str(path), "s3cret")
+    loaded, encrypted = x509_inspect.load_private_key(str(path), "s3cret")
     assert encrypted is True
-    assert inspect.public_key_der(loaded.public_key()) == inspect.public_key_der(key.public_key())
+    assert x509_inspect.public_key_der(loaded.public_key()) == x509_inspect.public_key_der(key.public_key())
 
 
 def test_encrypted_key_without_passphrase_names_field(tmp_path, key):
     path = tmp_path / "k.key"
     path.write_bytes(key_to_pem(key, "s3cret"))
     with pytest.raises(PkiError) as caught:
-        inspect.load_private_key(str(path), None, "ca_passphrase")
+        x509_inspect.load_private_key(str(path), None, "ca_passphrase")
     assert "ca_passphrase" in str(caught.value)
     assert str(path) in str(caught.value)
 
@@ -233,14 +233,14 @@ def test_traditional_encrypted_key_without_passphrase(tmp_path, key):
     )
     path.write_bytes(pem)
     with pytest.raises(PkiError, match="ca_passphrase"):
-        inspect.load_private_key(str(path), None, "ca_passphrase")
+        x509_inspect.load_private_key(str(path), None, "ca_passphrase")
 
 
 def test_wrong_passphrase(tmp_path, key):
     path = tmp_path / "k.key"
     path.write_bytes(key_to_pem(key, "s3cret"))
     with pytest.raises(PkiError) as caught:
-        inspect.load_private_key(str(path), "Hunter2xyz", "ca_passphrase")
+        x509_inspect.load_private_key(str(path), "Hunter2xyz", "ca_passphrase")
     assert str(path) in str(caught.value)
     assert "ca_passphrase" in str(caught.value)
     assert "Hunter2xyz" not in str(caught.value)
@@ -251,7 +251,7 @@ def test_garbage_key(tmp_path, data):
     path = tmp_path / "k.key"
     path.write_bytes(data)
     with pytest.raises(PkiError) as caught:
-        inspect.load_private_key(str(path))
+        x509_inspect.load_private_key(str(path))
     assert str(path) in str(caught.value)
 
 
@@ -260,7 +260,7 @@ def test_load_certificate_garbage(tmp_path):
     path = tmp_path / "c.crt"
     path.write_bytes(b"this is not a certificate\n")
     with pytest.raises(PkiError) as caught:
-        inspect.load_certificate(str(path))
+        x509_inspect.load_certificate(str(path))
     assert str(path) in str(caught.value)
 
 
@@ -269,7 +269,7 @@ def test_load_certificate_truncated(tmp_path, ca):
     path = tmp_path / "c.crt"
     path.write_bytes(pem[: len(pem) // 2])
     with pytest.raises(PkiError) as caught:
-        inspect.load_certificate(str(path))
+        x509_inspect.load_certificate(str(path))
     assert str(path) in str(caught.value)
 
 
@@ -279,7 +279,7 @@ def test_load_certificate_with_corrupt_body(tmp_path, ca):
     path = tmp_path / "c.crt"
     path.write_bytes(b"\n".join(lines))
     with pytest.raises(PkiError) as caught:
-        inspect.load_certificate(str(path))
+        x509_inspect.load_certificate(str(path))
     assert str(path) in str(caught.value)
 
 
@@ -307,12 +307,12 @@ def test_load_certificate_after_easyrsa_text_dump(tmp_path, ca):
     ).encode()
     path = tmp_path / "server.crt"
     path.write_bytes(dump + to_pem(cert))
-    loaded = inspect.load_certificate(str(path))
+    loaded = x509_inspect.load_certificate(str(path))
     assert loaded.serial_number == cert.serial_number
     assert loaded == cert
 
 
 def test_key_kind_and_is_encrypted_pem(key):
-    assert inspect.key_kind(key.public_key()) == "RSA 1024"
-    assert inspect.is_encrypted_pem(key_to_pem(key, "x"))
-    assert not inspect.is_encrypted_pem(key_to_pem(key))
+    assert x509_inspect.key_kind(key.public_key()) == "RSA 1024"
+    assert x509_inspect.is_encrypted_pem(key_to_pem(key, "x"))
+    assert not x509_inspect.is_encrypted_pem(key_to_pem(key))
