@@ -13,6 +13,11 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiErr
 
 # Client VPN accepts RSA 1024 and 2048 only (admin guide, "Mutual authentication").
 ALLOWED_KEY_SIZES = (1024, 2048)
+_ALLOWED_SIZES_TEXT = " or ".join(str(size) for size in ALLOWED_KEY_SIZES)
+# The same keys in ACM's spelling (list_certificates' keyTypes filter).
+ACM_KEY_TYPES = tuple("RSA_%d" % size for size in ALLOWED_KEY_SIZES)
+# Client VPN quota: entries in the CRL of an endpoint.
+CLIENT_VPN_MAX_CRL_ENTRIES = 20000
 # X.509 upper bound for a commonName (RFC 5280, ub-common-name).
 MAX_COMMON_NAME_LENGTH = 64
 # Longest validity accepted (days of vpn_ca, vpn_cert, vpn_crl): 100 years.
@@ -22,8 +27,8 @@ MAX_DAYS = 36500
 def check_key_size(field, key_size):
     if key_size not in ALLOWED_KEY_SIZES:
         raise PkiError(
-            "%s=%s is not allowed: AWS Client VPN accepts RSA keys of 1024 or 2048 bits only. "
-            "Set %s to 2048 (recommended) or 1024." % (field, key_size, field)
+            "%s=%s is not allowed: AWS Client VPN accepts RSA keys of %s bits only. "
+            "Set %s to 2048 (recommended) or 1024." % (field, key_size, _ALLOWED_SIZES_TEXT, field)
         )
 
 
@@ -89,8 +94,8 @@ def check_importable(leaf, key, key_pem, chain, cert_type, now):
         raise PkiError("private_key does not belong to certificate: give the key the certificate was issued for.")
     if x509_inspect.rsa_key_size(leaf.public_key()) not in ALLOWED_KEY_SIZES:
         raise PkiError(
-            "certificate has a %s key: AWS Client VPN accepts RSA 1024 or 2048 only. "
-            "Reissue it with clientvpn.pki.vpn_cert key_size=2048." % x509_inspect.key_kind(leaf.public_key())
+            "certificate has a %s key: AWS Client VPN accepts RSA %s only. "
+            "Reissue it with clientvpn.pki.vpn_cert key_size=2048." % (x509_inspect.key_kind(leaf.public_key()), _ALLOWED_SIZES_TEXT)
         )
     if not (x509_inspect.common_name(leaf) or "").strip():
         raise PkiError("certificate has no CN in its subject: AWS Client VPN requires one. Reissue it with a common_name.")

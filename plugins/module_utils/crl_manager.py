@@ -21,28 +21,14 @@ except ImportError:  # pragma: no cover - reported by the modules
     pass
 
 from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import open_ca
-from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import check_days
-from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_serial
+from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import CLIENT_VPN_MAX_CRL_ENTRIES, check_days
+from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import REVOCATION_REASONS, format_serial, parse_time
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
-from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import FILE_MODE
+from ansible_collections.clientvpn.pki.plugins.module_utils.safe_folder import FILE_MODE
 from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import digest_of
 
-# Client VPN quota: entries per CRL.
-CLIENT_VPN_MAX_CRL_ENTRIES = 20000
-_REASON_FLAGS = {
-    "unspecified": "unspecified",
-    "keyCompromise": "key_compromise",
-    "CACompromise": "ca_compromise",
-    "affiliationChanged": "affiliation_changed",
-    "superseded": "superseded",
-    "cessationOfOperation": "cessation_of_operation",
-    "certificateHold": "certificate_hold",
-}
-
-
-def _parse_time(text):
-    fmt = "%y%m%d%H%M%SZ" if len(text) == 13 else "%Y%m%d%H%M%SZ"
-    return datetime.datetime.strptime(text, fmt).replace(tzinfo=datetime.timezone.utc)
+# index.txt's spelling of a reason, from the name of cryptography's ReasonFlags member.
+_INDEX_REASON = dict((flag, reason) for reason, flag in REVOCATION_REASONS.items())
 
 
 def revoked_set(entries):
@@ -51,7 +37,7 @@ def revoked_set(entries):
     for entry in entries:
         if entry.status == "R":
             when, sep, reason = entry.revoked.partition(",")
-            revoked[int(entry.serial, 16)] = (_parse_time(when), reason or None)
+            revoked[int(entry.serial, 16)] = (parse_time(when), reason or None)
     return revoked
 
 
@@ -60,7 +46,7 @@ def crl_revoked_set(crl):
     for item in crl:
         try:
             reason = item.extensions.get_extension_for_class(x509.CRLReason).value.reason
-            reason = next(name for name, flag in _REASON_FLAGS.items() if flag == reason.name)
+            reason = _INDEX_REASON[reason.name]
         except x509.ExtensionNotFound:
             reason = None
         revoked[item.serial_number] = (item.revocation_date_utc, reason)
@@ -149,7 +135,7 @@ class CrlPublisher(object):
         for serial, (when, reason) in sorted(wanted.items()):
             item = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when)
             if reason:
-                item = item.add_extension(x509.CRLReason(getattr(x509.ReasonFlags, _REASON_FLAGS[reason])), critical=False)
+                item = item.add_extension(x509.CRLReason(getattr(x509.ReasonFlags, REVOCATION_REASONS[reason])), critical=False)
             builder = builder.add_revoked_certificate(item.build())
         return builder.sign(ca_key, digest_of(self.digest))
 

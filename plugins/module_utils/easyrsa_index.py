@@ -28,6 +28,18 @@ _SERIAL = re.compile(r"^[0-9A-F]+$")
 # 128 random bits like easy-rsa's `openssl rand -hex 16`; the top bit is set so
 # every serial prints as 32 hex digits, as OpenSSL writes them.
 SERIAL_BITS = 128
+# The RFC 5280 revocation reasons: how `openssl ca -crl_reason` spells each one in
+# a revoked row's ``time,reason`` field, and the name of the matching member of
+# cryptography's ``x509.ReasonFlags`` (the CRL entry's reasonCode).
+REVOCATION_REASONS = {
+    "unspecified": "unspecified",
+    "keyCompromise": "key_compromise",
+    "CACompromise": "ca_compromise",
+    "affiliationChanged": "affiliation_changed",
+    "superseded": "superseded",
+    "cessationOfOperation": "cessation_of_operation",
+    "certificateHold": "certificate_hold",
+}
 
 
 class IndexEntry(object):
@@ -72,6 +84,8 @@ def _row_problem(fields):
         return "expiry time is not YYMMDDHHMMSSZ"
     if status == "R" and not _TIME.match(revoked.split(",")[0]):
         return "a revoked row needs a revocation time"
+    if status == "R" and "," in revoked and revoked.split(",", 1)[1] not in REVOCATION_REASONS:
+        return "unknown revocation reason (use one of %s)" % ", ".join(REVOCATION_REASONS)
     if status != "R" and revoked:
         return "only a revoked row has a revocation time"
     if not _SERIAL.match(serial):
@@ -104,6 +118,12 @@ def format_time(moment):
     if moment.year < 2050:
         return moment.strftime("%y%m%d%H%M%SZ")
     return moment.strftime("%Y%m%d%H%M%SZ")
+
+
+def parse_time(text):
+    """The inverse of format_time: an aware UTC datetime from YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ."""
+    fmt = "%y%m%d%H%M%SZ" if len(text) == 13 else "%Y%m%d%H%M%SZ"
+    return datetime.datetime.strptime(text, fmt).replace(tzinfo=datetime.timezone.utc)
 
 
 def format_subject(common_name):

@@ -84,6 +84,7 @@ options:
   state:
     description:
       - V(present) is the only state; a CA is never removed by this module.
+      - Deprecated, and removed in clientvpn.pki 1.0.0. It has no effect; drop it from your tasks.
     type: str
     choices: [present]
     default: present
@@ -191,6 +192,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import CertificateAuthority
 from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
+from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import DIGESTS
 
 
 def main():
@@ -200,10 +202,11 @@ def main():
             common_name=dict(type="str", default="Easy-RSA CA"),
             key_size=dict(type="int", default=2048),
             days=dict(type="int", default=3650),
-            digest=dict(type="str", default="sha256", choices=["sha256", "sha384", "sha512"]),
+            digest=dict(type="str", default="sha256", choices=list(DIGESTS)),
             passphrase=dict(type="str", no_log=True),
             force=dict(type="bool", default=False),
-            state=dict(type="str", default="present", choices=["present"]),
+            # Deprecated: a single choice decides nothing. Users who pass it get a warning until 1.0.0.
+            state=dict(type="str", default="present", choices=["present"], removed_in_version="1.0.0", removed_from_collection="clientvpn.pki"),
         ),
         supports_check_mode=True,
     )
@@ -211,7 +214,7 @@ def main():
     run_backend(
         module,
         lambda: CertificateAuthority(
-            PkiStore(module, params["pki_dir"]),
+            PkiStore(params["pki_dir"]),
             common_name=params["common_name"],
             key_size=params["key_size"],
             days=params["days"],

@@ -14,8 +14,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import CertificateRevoker
-from ansible_collections.clientvpn.pki.plugins.module_utils.crl_manager import CLIENT_VPN_MAX_CRL_ENTRIES, CrlPublisher
-from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import IndexEntry, format_serial, format_time
+from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import CLIENT_VPN_MAX_CRL_ENTRIES
+from ansible_collections.clientvpn.pki.plugins.module_utils.crl_manager import CrlPublisher
+from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import IndexEntry, format_serial, format_time, parse_time
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
 from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import build_ca, generate_key, key_to_pem
@@ -35,10 +36,6 @@ def load_crl(store):
 
 def crl_number(crl):
     return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
-
-
-def index_time(text):
-    return datetime.datetime.strptime(text, "%y%m%d%H%M%SZ").replace(tzinfo=UTC)
 
 
 def serials_of(crl):
@@ -95,8 +92,8 @@ def test_first_crl_lists_the_revoked_rows(pki, helpers, revoked):
     assert serials_of(crl) == sorted([revoked["c1"], revoked["c2"]])
     c1 = crl.get_revoked_certificate_by_serial_number(int(revoked["c1"], 16))
     c2 = crl.get_revoked_certificate_by_serial_number(int(revoked["c2"], 16))
-    assert c1.revocation_date_utc == index_time(rows[revoked["c1"]].revoked.split(",")[0])
-    assert c2.revocation_date_utc == index_time(rows[revoked["c2"]].revoked)
+    assert c1.revocation_date_utc == parse_time(rows[revoked["c1"]].revoked.split(",")[0])
+    assert c2.revocation_date_utc == parse_time(rows[revoked["c2"]].revoked)
     assert c1.extensions.get_extension_for_class(x509.CRLReason).value.reason == x509.ReasonFlags.key_compromise
     assert len(c2.extensions) == 0
     assert crl.get_revoked_certificate_by_serial_number(int(revoked["c3"], 16)) is None
@@ -238,8 +235,8 @@ def test_encrypted_ca_key_needs_ca_passphrase(pki, helpers, revoked):
     assert len(load_crl(pki)) == 2
 
 
-def test_no_ca(tmp_path, fake_module):
-    store = PkiStore(fake_module, str(tmp_path / "pki"))
+def test_no_ca(tmp_path):
+    store = PkiStore(str(tmp_path / "pki"))
     with pytest.raises(PkiError, match="vpn_ca"):
         publish(store)
     assert not os.path.exists(store.root)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 
 import pytest
+from cryptography import x509
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import easyrsa_index
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import (
@@ -16,6 +17,7 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import
     format_subject,
     format_time,
     parse_index,
+    parse_time,
     random_serial,
     valid_entry,
 )
@@ -68,6 +70,7 @@ def test_empty_index_and_blank_lines():
         ("V\t290226200630Z\t\t\tunknown\t/CN=server", "serial"),
         ("R\t290226200630Z\t\tB343ED2FA0E9C8936FC40788EC805469\tunknown\t/CN=c2", "needs a revocation time"),
         ("R\t290226200630Z\tyesterday\tB343ED2FA0E9C8936FC40788EC805469\tunknown\t/CN=c2", "needs a revocation time"),
+        ("R\t290226200630Z\t261124201245Z,removeFromCRL\tB343ED2FA0E9C8936FC40788EC805469\tunknown\t/CN=c2", "unknown revocation reason"),
         ("V\t290226200630Z\t261124201245Z\tF7D1FB8D1FD51DFBFEE8D31C98795DF1\tunknown\t/CN=server", "only a revoked row"),
         ("E\t290226200630Z\t261124201245Z\tF7D1FB8D1FD51DFBFEE8D31C98795DF1\tunknown\t/CN=server", "only a revoked row"),
         ("V\t290226200630Z\t\tF7D1FB8D1FD51DFBFEE8D31C98795DF1\tunknown\tCN=server", "subject"),
@@ -132,6 +135,28 @@ def test_format_time_generalizedtime_from_2050():
 def test_format_time_converts_to_utc():
     moment = datetime.datetime(2030, 1, 1, 1, 30, 0, tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
     assert format_time(moment) == "291231233000Z"
+
+
+@pytest.mark.parametrize("text", ["290226200630Z", "491231235959Z", "20500101000000Z", "21061231235959Z"])
+def test_parse_time_reads_back_what_format_time_writes(text):
+    moment = parse_time(text)
+    assert moment.tzinfo == datetime.timezone.utc
+    assert format_time(moment) == text
+
+
+def test_parse_time_of_utctime_is_in_this_century():
+    assert parse_time("491231235959Z") == datetime.datetime(2049, 12, 31, 23, 59, 59, tzinfo=datetime.timezone.utc)
+
+
+def test_every_revocation_reason_is_a_crl_reason_code():
+    """One table serves both ways: index.txt spelling -> CRL reasonCode -> index.txt spelling."""
+    assert len(set(easyrsa_index.REVOCATION_REASONS.values())) == len(easyrsa_index.REVOCATION_REASONS)
+    for flag in easyrsa_index.REVOCATION_REASONS.values():
+        assert isinstance(getattr(x509.ReasonFlags, flag), x509.ReasonFlags)
+    # RFC 5280 numbers 0-6 as OpenSSL names them; removeFromCRL (8) is a delta-CRL code, not a revocation.
+    assert list(easyrsa_index.REVOCATION_REASONS) == [
+        "unspecified", "keyCompromise", "CACompromise", "affiliationChanged", "superseded", "cessationOfOperation", "certificateHold",
+    ]
 
 
 def test_valid_entry_row_parses_back():
