@@ -17,7 +17,8 @@ import os
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import check_common_name, check_days, check_key_size
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
-from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import INITIAL_SERIAL, SECRET_MODE
+from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import INITIAL_SERIAL
+from ansible_collections.clientvpn.pki.plugins.module_utils.safe_folder import SECRET_MODE
 from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import build_ca, to_pem, generate_key, key_to_pem
 
 # Past this, the CA's end is near enough to plan a new PKI: say so.
@@ -142,8 +143,8 @@ class CertificateAuthority(object):
             store.write(store.ca_cert, to_pem(plan["new_cert"]))
         elif action == "encrypted":
             store.write(store.ca_key, key_to_pem(plan["key"], self.passphrase), SECRET_MODE)
-        elif store.mode_of(store.ca_key) != SECRET_MODE:
-            os.chmod(store.ca_key, SECRET_MODE)
+        else:
+            store.ensure_mode(store.ca_key, SECRET_MODE)
 
     def _result(self, plan):
         store = self.store

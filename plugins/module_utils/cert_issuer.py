@@ -1,20 +1,13 @@
 # -*- coding: utf-8 -*-
 # Copyright: clientvpn.pki contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Server and client certificates of an easy-rsa PKI, many names per run.
+"""Issuing server and client certificates of an easy-rsa PKI, many names per run.
 
-For each name the issuer reads what is on disk and decides, in this order:
-
-* keep it (``unchanged``): the key is RSA of the requested size and belongs
-  to the certificate, the current CA signed it, CN / SANs / EKU are as asked,
-  it is not revoked and does not expire within ``renew_before_days``;
-* ``renewed``: only the expiry is due (or ``renew`` asks for it), so the
-  key is kept (ACM re-import cannot change the key type or size, and a kept
-  key leaves nothing to redistribute) and the old certificate goes where easy-rsa 3.1 puts it, ``renewed/issued/<name>.crt``;
-* ``reissued``: anything else differs; the key is kept unless it is missing,
-  of the wrong size or belonged to a revoked certificate; a certificate from
-  another CA is backed up, with a warning;
-* ``created``: nothing was there.
+The plans come from ``cert_plan`` (what each name needs); here they are
+checked against what must never happen, then carried out. A renewed
+certificate's predecessor goes where easy-rsa 3.1 puts it,
+``renewed/issued/<name>.crt``; a certificate from another CA is backed up,
+with a warning.
 
 A name whose certificate was revoked is refused unless ``reissue_revoked``
 asks for it (a name left in a nightly run's list must not come back), and so
@@ -24,7 +17,8 @@ silently. Every refusal happens before the first write.
 
 ``index.txt`` and ``serial`` are read once and written once per run, under
 the PKI directory lock, so a list of hundreds of names costs one database
-rewrite.
+rewrite. The rows are written last: a run killed before leaves certificates
+without rows, which the next run registers.
 """
 
 from __future__ import annotations
@@ -33,12 +27,7 @@ import os
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import open_ca
-from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import (
-    check_common_name,
-    check_days,
-    check_key_size,
-    check_server_has_domain,
-)
+from ansible_collections.clientvpn.pki.plugins.module_utils.cert_plan import NamePlanner, plan_without_ca
 from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import (
     apply_moves,
     describe_completed,
@@ -48,96 +37,9 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import 
 )
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_subject, random_serial, valid_entry
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
-from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import SECRET_MODE, check_name
-from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import (
-    CERT_TYPES,
-    build_request,
-    generate_keys,
-    key_to_pem,
-    normalize_san,
-    sign_leaf,
-    to_pem,
-)
-
-_VERB = {"created": "create", "renewed": "renew", "reissued": "reissue"}
-
-
-class LeafSpec(object):
-    """What one name should look like."""
-
-    def __init__(self, name, common_name, subject_alt_names, cert_type, key_size, days, digest, sans_given=True):
-        self.name = name
-        self.common_name = common_name
-        self.subject_alt_names = subject_alt_names
-        self.cert_type = cert_type
-        self.key_size = key_size
-        self.days = days
-        self.digest = digest
-        # Unset SANs keep what an existing certificate has (as easy-rsa 3.2 renew
-        # copies them); the default is only for a certificate made from nothing.
-        self.sans_given = sans_given
-
-    def keeping_sans_of(self, cert):
-        existing = x509_inspect.subject_alt_names(cert)
-        if self.sans_given or not existing:
-            return self
-        if self.cert_type == "server" and not any(san.startswith("DNS:") for san in existing):
-            return self
-        return LeafSpec(self.name, self.common_name, existing, self.cert_type, self.key_size, self.days, self.digest)
-
-
-class NamePlan(object):
-    """What will happen to one name, decided before anything is written."""
-
-    def __init__(self, spec):
-        self.spec = spec
-        self.action = "unchanged"
-        self.reasons = []
-        self.changes = []
-        self.key = None
-        self.new_key = False
-        self.cert = None
-        self.cert_is_ours = False
-        self.register = False
-        self.backups = []
-        self.warnings = []
-        self.issued = None
-        # serial of the revoked certificate this name had, if any
-        self.revoked = None
-
-    @property
-    def changed(self):
-        return bool(self.changes)
-
-
-def build_specs(names, cert_type, common_name, subject_alt_names, key_size, days, digest):
-    """Validate the module's options and turn them into one LeafSpec per name."""
-    if cert_type not in CERT_TYPES:
-        raise PkiError("type=%s: use 'server' or 'client'." % cert_type)
-    check_key_size("key_size", key_size)
-    check_days("days", days)
-    unique = list(dict.fromkeys(names or []))
-    if not unique:
-        raise PkiError("name is empty: give one certificate name or a list of names.")
-    if common_name is not None and len(unique) > 1:
-        raise PkiError(
-            "common_name=%r was given with %d names: each certificate needs its own CN. Leave "
-            "common_name unset (each CN is then its name) or use one name per task." % (common_name, len(unique))
-        )
-    explicit_sans = None if subject_alt_names is None else [normalize_san(san) for san in subject_alt_names]
-    specs = []
-    for name in unique:
-        check_name(name)
-        cn = common_name if common_name is not None else name
-        check_common_name("common_name", cn, from_name=name if common_name is None else None)
-        sans = explicit_sans
-        if sans is None:
-            # easy-rsa 3.1 gave servers DNS:<CN>; 3.2 dropped it and ACM then refuses them.
-            sans = ["DNS:%s" % cn] if cert_type == "server" else []
-        if cert_type == "server":
-            check_server_has_domain(name, sans)
-        specs.append(LeafSpec(name, cn, list(dict.fromkeys(sans)), cert_type, key_size, days, digest, explicit_sans is not None))
-    return specs
+from ansible_collections.clientvpn.pki.plugins.module_utils.pending import made_by_an_earlier_task
+from ansible_collections.clientvpn.pki.plugins.module_utils.safe_folder import SECRET_MODE
+from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import build_request, generate_keys, key_to_pem, sign_leaf, to_pem
 
 
 class CertificateIssuer(object):
@@ -159,9 +61,8 @@ class CertificateIssuer(object):
 
     def run(self, check_mode):
         store = self.store
-        if check_mode and not os.path.exists(store.root):
-            # A check run of a whole play: vpn_ca would have created the CA by now.
-            return self._result([self._plan_without_ca(spec) for spec in self.specs], [])
+        if made_by_an_earlier_task(store.ca_cert, check_mode):
+            return self._result([plan_without_ca(spec, store.ca_cert) for spec in self.specs], [])
         with store.locked(exclusive=not check_mode):
             changes, keys_exposed = store.tidy(check_mode=True)
             self.ca_cert, self.ca_key = open_ca(store, self.ca_passphrase)
@@ -169,8 +70,8 @@ class CertificateIssuer(object):
             interrupted = finish_interrupted_revocations(store, entries)
             changes.extend(describe_completed(interrupted))
             rows = dict((entry.serial, entry) for entry in entries)
-            revoked = revoked_subjects(entries)
-            plans = [self._plan(spec, rows, revoked) for spec in self.specs]
+            planner = NamePlanner(store, self.ca_cert, self.renew_before_days, self.renew, rows, revoked_subjects(entries))
+            plans = [planner.plan(spec) for spec in self.specs]
             self._refuse(plans, entries, keys_exposed)
             if not check_mode and (changes or any(plan.changed for plan in plans)):
                 store.tidy(check_mode=False)
@@ -187,7 +88,7 @@ class CertificateIssuer(object):
                 "new certificate and key on purpose. Nothing was changed." % (
                     ", ".join(plan.spec.name for plan in revoked), self.store.index, ", ".join(plan.revoked for plan in revoked))
             )
-        untrusted = [plan for plan in plans if self._signs_existing_key(plan) and (keys_exposed or self.store.owned_by_others(self.store.key(plan.spec.name)))]
+        untrusted = [plan for plan in plans if plan.signs_existing_key and (keys_exposed or self.store.owned_by_others(self.store.key(plan.spec.name)))]
         if untrusted:
             raise PkiError(
                 "refusing to certify %s: %s. A key this run did not make may have been planted by someone else. "
@@ -207,82 +108,6 @@ class CertificateIssuer(object):
                     % (", ".join(clashes), self.store.path("index.txt.attr"))
                 )
 
-    @staticmethod
-    def _signs_existing_key(plan):
-        return plan.action in ("created", "renewed", "reissued") and not plan.new_key and plan.key is not None
-
-    # -- deciding ----------------------------------------------------------------
-    def _plan(self, spec, rows, revoked):
-        store, plan = self.store, NamePlan(spec)
-        key_path, cert_path = store.key(spec.name), store.cert(spec.name)
-        if os.path.exists(key_path):
-            plan.key, encrypted = x509_inspect.load_private_key(key_path, None, passphrase_field=None, check_key=False)
-            have = x509_inspect.rsa_key_size(plan.key.public_key())
-            if have != spec.key_size:
-                plan.new_key = True
-                plan.reasons.append("key is %s, wanted RSA %d" % (x509_inspect.key_kind(plan.key.public_key()), spec.key_size))
-        else:
-            plan.new_key = True
-            plan.reasons.append("no private key")
-        expiring = False
-        if os.path.exists(cert_path):
-            plan.cert = x509_inspect.load_certificate(cert_path)
-            plan.spec = spec = spec.keeping_sans_of(plan.cert)
-            plan.cert_is_ours = x509_inspect.is_issued_by(plan.cert, self.ca_cert)
-            row = rows.get(x509_inspect.serial_hex(plan.cert))
-            if not plan.cert_is_ours:
-                issuer = plan.cert.issuer.rfc4514_string()
-                plan.reasons.append("signed by another CA (issuer %s; ca.crt does not verify it)" % issuer)
-                plan.warnings.append(
-                    "%s was signed by another CA (issuer %s; ca.crt does not verify it): it is reissued by this CA "
-                    "and the old file kept as a backup." % (cert_path, issuer)
-                )
-            elif row is not None and row.status == "R":
-                plan.new_key, plan.revoked = True, row.serial
-                plan.reasons.append("certificate %s is revoked in index.txt" % row.serial)
-            elif row is None:
-                plan.register = True
-            if plan.key is not None and not x509_inspect.key_matches(plan.key, plan.cert):
-                plan.reasons.append("certificate does not belong to private/%s.key" % spec.name)
-            plan.reasons.extend(x509_inspect.leaf_differences(plan.cert, spec))
-            if x509_inspect.expires_within(plan.cert, self.renew_before_days):
-                expiring = True
-                plan.reasons.append(
-                    "expires %s, within renew_before_days=%d" % (x509_inspect.not_after(plan.cert).isoformat(), self.renew_before_days)
-                )
-            elif self.renew:
-                expiring = True
-                plan.reasons.append("renew: true")
-        else:
-            plan.reasons.append("no certificate")
-            earlier = revoked.get(format_subject(spec.common_name))
-            if earlier:
-                plan.new_key, plan.revoked = True, earlier[-1]
-                plan.reasons.append("certificate %s of this name was revoked" % earlier[-1])
-
-        if not plan.reasons:
-            if plan.register:
-                plan.action = "registered"
-                plan.changes.append("add %s to index.txt" % spec.name)
-        elif plan.cert is None:
-            plan.action = "created"
-        elif expiring and len(plan.reasons) == 1:
-            plan.action = "renewed"
-        else:
-            plan.action = "reissued"
-        if plan.action in ("created", "renewed", "reissued"):
-            plan.changes.append("%s %s: %s" % (_VERB[plan.action], spec.name, "; ".join(plan.reasons)))
-        if not plan.new_key and os.path.exists(key_path) and store.mode_of(key_path) != SECRET_MODE:
-            plan.changes.append("set mode 0600 on %s" % key_path)
-        return plan
-
-    def _plan_without_ca(self, spec):
-        plan = NamePlan(spec)
-        plan.action = "created"
-        plan.reasons = ["no certificate authority yet in %s" % self.store.root]
-        plan.changes.append("create %s: %s" % (spec.name, plan.reasons[0]))
-        return plan
-
     # -- doing ---------------------------------------------------------------------
     def _apply(self, plans, entries, rows, index_changed):
         store = self.store
@@ -298,8 +123,7 @@ class CertificateIssuer(object):
                     entries.append(valid_entry(plan.cert.serial_number, x509_inspect.not_after(plan.cert), x509_inspect.common_name(plan.cert)))
                     if not os.path.exists(store.by_serial(x509_inspect.serial_hex(plan.cert))):
                         store.write(store.by_serial(x509_inspect.serial_hex(plan.cert)), to_pem(plan.cert))
-                if store.mode_of(store.key(spec.name)) != SECRET_MODE:
-                    os.chmod(store.key(spec.name), SECRET_MODE)
+                store.ensure_mode(store.key(spec.name), SECRET_MODE)
                 continue
             if plan.register:
                 # a certificate an interrupted run left without its row: recorded before it is replaced
@@ -310,8 +134,8 @@ class CertificateIssuer(object):
                     plan.backups.append(store.backup(store.key(spec.name)))
                 plan.key = next(fresh_keys)
                 store.write(store.key(spec.name), key_to_pem(plan.key), SECRET_MODE)
-            elif store.mode_of(store.key(spec.name)) != SECRET_MODE:
-                os.chmod(store.key(spec.name), SECRET_MODE)
+            else:
+                store.ensure_mode(store.key(spec.name), SECRET_MODE)
             request = build_request(plan.key, spec.common_name, spec.subject_alt_names, spec.digest)
             store.write(store.req(spec.name), to_pem(request))
             serial = random_serial(taken)
@@ -372,7 +196,7 @@ class CertificateIssuer(object):
             entry = {
                 "action": plan.action,
                 "changed": plan.changed,
-                "reasons": plan.reasons if plan.action != "unchanged" else [],
+                "reasons": plan.reason_texts if plan.action != "unchanged" else [],
                 "type": plan.spec.cert_type,
                 "certificate": store.cert(name),
                 "private_key": store.key(name),

@@ -29,12 +29,13 @@ import os
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import open_ca
-from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_subject, format_time, valid_entry
+from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import REVOCATION_REASONS, format_subject, format_time, valid_entry
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
-from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import SECRET_MODE, check_name
+from ansible_collections.clientvpn.pki.plugins.module_utils.names import unique_names
+from ansible_collections.clientvpn.pki.plugins.module_utils.safe_folder import SECRET_MODE
 
-# RFC 5280 reason codes, spelled as `openssl ca -crl_reason` writes them in index.txt.
-REASONS = ("unspecified", "keyCompromise", "CACompromise", "affiliationChanged", "superseded", "cessationOfOperation", "certificateHold")
+# The reasons vpn_cert's reason option accepts, spelled as index.txt spells them.
+REASONS = tuple(REVOCATION_REASONS)
 
 
 def now_as_revocation_time(reason=None):
@@ -104,11 +105,7 @@ def revoked_subjects(entries):
 
 class CertificateRevoker(object):
     def __init__(self, store, names, reason=None, ca_passphrase=None):
-        self.names = list(dict.fromkeys(names or []))
-        if not self.names:
-            raise PkiError("name is empty: give the certificate name(s) to revoke.")
-        for name in self.names:
-            check_name(name)
+        self.names = unique_names(names, wanted="the certificate name(s) to revoke")
         if reason is not None and reason not in REASONS:
             raise PkiError("reason=%s: use one of %s." % (reason, ", ".join(REASONS)))
         self.store = store

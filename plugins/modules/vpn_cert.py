@@ -300,10 +300,12 @@ certificates:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.clientvpn.pki.plugins.module_utils.cert_issuer import CertificateIssuer, build_specs
+from ansible_collections.clientvpn.pki.plugins.module_utils.cert_issuer import CertificateIssuer
+from ansible_collections.clientvpn.pki.plugins.module_utils.cert_plan import build_specs
 from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import REASONS, CertificateRevoker
 from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
+from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import DIGESTS
 
 
 def main():
@@ -317,7 +319,7 @@ def main():
             key_size=dict(type="int", default=2048),
             days=dict(type="int", default=825),
             renew_before_days=dict(type="int", default=30),
-            digest=dict(type="str", default="sha256", choices=["sha256", "sha384", "sha512"]),
+            digest=dict(type="str", default="sha256", choices=list(DIGESTS)),
             ca_passphrase=dict(type="str", no_log=True),
             renew=dict(type="bool", default=False),
             reissue_revoked=dict(type="bool", default=False),
@@ -331,7 +333,7 @@ def main():
 
     def make_issuer():
         if params["state"] == "revoked":
-            return CertificateRevoker(PkiStore(module, params["pki_dir"]), params["name"], params["reason"], params["ca_passphrase"])
+            return CertificateRevoker(PkiStore(params["pki_dir"]), params["name"], params["reason"], params["ca_passphrase"])
         specs = build_specs(
             params["name"],
             params["type"],
@@ -342,7 +344,7 @@ def main():
             params["digest"],
         )
         return CertificateIssuer(
-            PkiStore(module, params["pki_dir"]),
+            PkiStore(params["pki_dir"]),
             specs,
             renew_before_days=params["renew_before_days"],
             ca_passphrase=params["ca_passphrase"],

@@ -129,6 +129,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.clientvpn.pki.plugins.module_utils.crl_manager import CrlPublisher
 from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
+from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import DIGESTS
 
 
 def main():
@@ -137,7 +138,7 @@ def main():
             pki_dir=dict(type="path", required=True),
             days=dict(type="int", default=180),
             renew_before_days=dict(type="int", default=30),
-            digest=dict(type="str", default="sha256", choices=["sha256", "sha384", "sha512"]),
+            digest=dict(type="str", default="sha256", choices=list(DIGESTS)),
             ca_passphrase=dict(type="str", no_log=True),
         ),
         supports_check_mode=True,
@@ -146,7 +147,7 @@ def main():
     run_backend(
         module,
         lambda: CrlPublisher(
-            PkiStore(module, params["pki_dir"]),
+            PkiStore(params["pki_dir"]),
             days=params["days"],
             renew_before_days=params["renew_before_days"],
             digest=params["digest"],

@@ -17,37 +17,16 @@ import stat
 import pytest
 
 from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import CertificateAuthority
-from ansible_collections.clientvpn.pki.plugins.module_utils.cert_issuer import CertificateIssuer, build_specs
+from ansible_collections.clientvpn.pki.plugins.module_utils.cert_issuer import CertificateIssuer
+from ansible_collections.clientvpn.pki.plugins.module_utils.cert_plan import build_specs
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
 
 CA_NAME = "Unit Test CA"
 
 
-class FakeModule(object):
-    """Stands in for the AnsibleModule that PkiStore is given (its writes do not use it)."""
-
-    def __init__(self):
-        self.moves = []
-        self.backups = []
-
-    def atomic_move(self, src, dest):
-        self.moves.append((src, dest))
-        os.rename(src, dest)
-
-    def backup_local(self, path):
-        number = 1
-        while os.path.exists("%s.bak-%d" % (path, number)):
-            number += 1
-        backup = "%s.bak-%d" % (path, number)
-        shutil.copy2(path, backup)
-        self.backups.append(backup)
-        return backup
-
-
 class Helpers(object):
     """Small helpers the tests share (a fixture, since conftest is not importable)."""
 
-    FakeModule = FakeModule
     CA_NAME = CA_NAME
 
     @staticmethod
@@ -95,22 +74,17 @@ def helpers():
     return Helpers
 
 
-@pytest.fixture
-def fake_module():
-    return FakeModule()
-
-
 @pytest.fixture(scope="session")
 def ca_template(tmp_path_factory):
     """A PKI holding only an RSA 1024 CA (no passphrase), built once."""
     root = str(tmp_path_factory.mktemp("ca-template") / "pki")
-    CertificateAuthority(PkiStore(FakeModule(), root), CA_NAME, 1024, 3650, "sha256").run(False)
+    CertificateAuthority(PkiStore(root), CA_NAME, 1024, 3650, "sha256").run(False)
     return root
 
 
 @pytest.fixture
-def pki(tmp_path, ca_template, fake_module):
+def pki(tmp_path, ca_template):
     """A fresh copy of the template CA's PKI, as a PkiStore."""
     root = str(tmp_path / "pki")
     shutil.copytree(ca_template, root, symlinks=True)
-    return PkiStore(fake_module, root)
+    return PkiStore(root)

@@ -28,8 +28,8 @@ def make_ca(store, common_name=CN, key_size=1024, days=3650, passphrase=None, fo
 
 
 @pytest.fixture
-def new_store(tmp_path, fake_module):
-    return PkiStore(fake_module, str(tmp_path / "pki"))
+def new_store(tmp_path):
+    return PkiStore(str(tmp_path / "pki"))
 
 
 def test_check_mode_on_nothing_writes_nothing(new_store, tmp_path):

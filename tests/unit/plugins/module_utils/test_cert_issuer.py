@@ -12,7 +12,8 @@ import stat
 import pytest
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
-from ansible_collections.clientvpn.pki.plugins.module_utils.cert_issuer import CertificateIssuer, build_specs
+from ansible_collections.clientvpn.pki.plugins.module_utils.cert_issuer import CertificateIssuer
+from ansible_collections.clientvpn.pki.plugins.module_utils.cert_plan import build_specs
 from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import CertificateRevoker
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_serial, format_time
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
@@ -488,8 +489,8 @@ def test_malformed_index_changes_nothing(pki, helpers):
     assert helpers.snapshot(pki.root) == before
 
 
-def test_no_ca(tmp_path, fake_module, helpers):
-    store = PkiStore(fake_module, str(tmp_path / "pki"))
+def test_no_ca(tmp_path, helpers):
+    store = PkiStore(str(tmp_path / "pki"))
     with pytest.raises(PkiError) as caught:
         helpers.issue(store, "c1")
     assert "vpn_ca" in str(caught.value)

@@ -13,7 +13,7 @@ import pytest
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import CertificateAuthority
 from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import REASONS, CertificateRevoker
-from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_time, valid_entry
+from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_time, parse_time, valid_entry
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
 from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import build_ca, generate_key, sign_leaf, to_pem
@@ -30,10 +30,6 @@ def revoke(store, names, reason=None, check_mode=False):
 
 def serial_of(path):
     return x509_inspect.serial_hex(x509_inspect.load_certificate(path))
-
-
-def parse_revocation(text):
-    return datetime.datetime.strptime(text, "%y%m%d%H%M%SZ").replace(tzinfo=UTC)
 
 
 def file_states(root):
@@ -113,7 +109,7 @@ def test_revoke_one_of_three(pki, helpers, issued, reason):
     else:
         assert (sep, written_reason) == (",", "keyCompromise")
     assert len(when) == 13 and when.endswith("Z")
-    assert started <= parse_revocation(when) <= ended
+    assert started <= parse_time(when) <= ended
     assert entry["revocation"] == fields[2]
     assert helpers.read(pki.path("index.txt.old")) == old_index
 
@@ -160,8 +156,8 @@ def test_name_never_issued_fails_and_changes_nothing(pki, helpers, issued):
         assert helpers.snapshot(pki.root) == before
 
 
-def test_wrong_or_missing_ca_passphrase_fails_before_anything_is_written(tmp_path, fake_module, helpers):
-    store = PkiStore(fake_module, str(tmp_path / "pki"))
+def test_wrong_or_missing_ca_passphrase_fails_before_anything_is_written(tmp_path, helpers):
+    store = PkiStore(str(tmp_path / "pki"))
     CertificateAuthority(store, "Locked CA", 1024, 3650, "sha256", passphrase="right").run(False)
     helpers.issue(store, ["c1"], ca_passphrase="right")
     before = helpers.snapshot(store.root)
@@ -297,8 +293,8 @@ def test_every_documented_reason_is_accepted(pki):
         assert CertificateRevoker(pki, ["c1"], reason).reason == reason
 
 
-def test_no_ca(tmp_path, fake_module):
-    store = PkiStore(fake_module, str(tmp_path / "pki"))
+def test_no_ca(tmp_path):
+    store = PkiStore(str(tmp_path / "pki"))
     with pytest.raises(PkiError) as caught:
         revoke(store, "c1")
     assert store.root in str(caught.value)

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: clientvpn.pki contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The PKI directory: names, layout, atomic writes, lock, database files."""
+"""The PKI directory: layout, atomic writes, lock, database files."""
 
 from __future__ import annotations
 
@@ -12,84 +12,35 @@ import threading
 
 import pytest
 
-from ansible_collections.clientvpn.pki.plugins.module_utils import pki_store
+from ansible_collections.clientvpn.pki.plugins.module_utils import pki_store, safe_folder
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import IndexEntry
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
-from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import LAYOUT_DIRS, PkiStore, check_name
+from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import LAYOUT_DIRS, PkiStore
 
 
 def mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)
 
 
-# -- check_name -------------------------------------------------------------------
-@pytest.mark.parametrize("name", ["client1.domain.tld", "alice@example.com", "a_b-c+d=e", "server", "C1", "x" * 200, "_x"])
-def test_check_name_accepts(name):
-    assert check_name(name) is None
-
-
-@pytest.mark.parametrize(
-    "name, why",
-    [
-        ("", "empty"),
-        ("/x", "path separator"),
-        ("a/b", "path separator"),
-        ("a\\b", "path separator"),
-        ("..", "'..'"),
-        ("a..b", "'..'"),
-        ("-x", "starts with '-'"),
-        ("ca", "certificate authority"),
-        ("CA", "certificate authority"),
-        ("a\x00b", "NUL"),
-        ("a b", "characters other than"),
-        ("a\tb", "characters other than"),
-        ("x" * 201, "longer than 200"),
-    ],
-)
-def test_check_name_refuses_with_reason(name, why):
-    with pytest.raises(PkiError) as caught:
-        check_name(name)
-    message = str(caught.value)
-    assert repr(name) in message
-    assert why in message
-
-
-def test_check_name_refuses_leading_dot_and_says_so():
-    """'.hidden' is refused; the reason must be the leading dot, not characters it does not have."""
-    with pytest.raises(PkiError) as caught:
-        check_name(".hidden")
-    message = str(caught.value)
-    assert "'.hidden'" in message
-    assert "start" in message.split(". A name becomes", maxsplit=1)[0]
-
-
-@pytest.mark.parametrize("name", ["client1\n", "client1\r", "\nclient1"])
-def test_check_name_refuses_line_breaks(name):
-    # A newline in a name ends up in a file name and in index.txt's subject column.
-    with pytest.raises(PkiError) as caught:
-        check_name(name)
-    assert repr(name) in str(caught.value)
-
-
 # -- PkiStore basics -------------------------------------------------------------------
-def test_pki_dir_that_is_a_file(tmp_path, fake_module):
+def test_pki_dir_that_is_a_file(tmp_path):
     path = tmp_path / "pki"
     path.write_text("not a directory")
     with pytest.raises(PkiError) as caught:
-        PkiStore(fake_module, str(path))
+        PkiStore(str(path))
     assert "pki_dir %s" % path in str(caught.value)
     assert "not a directory" in str(caught.value)
 
 
-def test_missing_pki_dir_is_accepted_and_not_created(tmp_path, fake_module):
-    store = PkiStore(fake_module, str(tmp_path / "pki"))
+def test_missing_pki_dir_is_accepted_and_not_created(tmp_path):
+    store = PkiStore(str(tmp_path / "pki"))
     assert not os.path.exists(store.root)
     assert not store.is_initialised()
 
 
-def test_paths_follow_easyrsa_layout(tmp_path, fake_module):
+def test_paths_follow_easyrsa_layout(tmp_path):
     root = str(tmp_path / "pki")
-    store = PkiStore(fake_module, root)
+    store = PkiStore(root)
     assert store.ca_cert == os.path.join(root, "ca.crt")
     assert store.ca_key == os.path.join(root, "private", "ca.key")
     assert store.index == os.path.join(root, "index.txt")
@@ -116,9 +67,9 @@ def config_source(request, tmp_path, monkeypatch):
     return str(data_dir / "openssl-easyrsa.cnf")
 
 
-def test_ensure_layout(tmp_path, fake_module, config_source):
+def test_ensure_layout(tmp_path, config_source):
     root = str(tmp_path / "pki")
-    store = PkiStore(fake_module, root)
+    store = PkiStore(root)
     before = store.layout_changes()
     assert "create directory %s" % root in before
     assert "create %s" % store.index in before
@@ -145,15 +96,15 @@ def test_ensure_layout(tmp_path, fake_module, config_source):
     assert store.layout_changes() == []
 
 
-def test_layout_changes_with_the_real_easyrsa_install(tmp_path, fake_module):
+def test_layout_changes_with_the_real_easyrsa_install(tmp_path):
     """Whatever is installed on this machine, ensure_layout() leaves nothing to do."""
-    store = PkiStore(fake_module, str(tmp_path / "pki"))
+    store = PkiStore(str(tmp_path / "pki"))
     store.ensure_layout()
     assert store.layout_changes() == []
 
 
-def test_ensure_layout_fixes_modes_and_keeps_existing_files(tmp_path, fake_module, config_source):
-    store = PkiStore(fake_module, str(tmp_path / "pki"))
+def test_ensure_layout_fixes_modes_and_keeps_existing_files(tmp_path, config_source):
+    store = PkiStore(str(tmp_path / "pki"))
     store.ensure_layout()
     os.chmod(store.path("issued"), 0o755)
     with open(store.serial, "wb") as handle:
@@ -170,8 +121,8 @@ def _files(directory):
     return sorted(os.listdir(directory))
 
 
-def test_write_is_0600_and_leaves_no_temp_file(tmp_path, fake_module):
-    store = PkiStore(fake_module, str(tmp_path))
+def test_write_is_0600_and_leaves_no_temp_file(tmp_path):
+    store = PkiStore(str(tmp_path))
     path = str(tmp_path / "file.txt")
     old_umask = os.umask(0o022)
     try:
@@ -184,9 +135,9 @@ def test_write_is_0600_and_leaves_no_temp_file(tmp_path, fake_module):
 
 
 @pytest.mark.parametrize("umask", [0o000, 0o022, 0o077])
-def test_key_is_0600_from_its_first_byte(tmp_path, fake_module, monkeypatch, umask):
+def test_key_is_0600_from_its_first_byte(tmp_path, monkeypatch, umask):
     """The temp file already has its final mode when the first byte is written."""
-    store = PkiStore(fake_module, str(tmp_path))
+    store = PkiStore(str(tmp_path))
     seen = []
     real_fdopen = os.fdopen
 
@@ -212,14 +163,14 @@ def test_key_is_0600_from_its_first_byte(tmp_path, fake_module, monkeypatch, uma
     assert mode(str(tmp_path / "a.key")) == 0o600 and mode(str(tmp_path / "a.crt")) == 0o644
 
 
-def test_relative_path_is_refused(fake_module):
+def test_relative_path_is_refused():
     for relative in ("pki", "./pki", "../pki", ""):
         with pytest.raises(PkiError, match="not an absolute path"):
-            PkiStore(fake_module, relative)
+            PkiStore(relative)
 
 
-def test_backup_of_a_loose_key_is_0600(tmp_path, fake_module):
-    store = PkiStore(fake_module, str(tmp_path))
+def test_backup_of_a_loose_key_is_0600(tmp_path):
+    store = PkiStore(str(tmp_path))
     path = str(tmp_path / "old.key")
     with open(path, "wb") as handle:
         handle.write(b"old key")
@@ -228,8 +179,8 @@ def test_backup_of_a_loose_key_is_0600(tmp_path, fake_module):
     assert mode(backup) == 0o600 and open(backup, "rb").read() == b"old key"
 
 
-def test_write_with_mode_and_overwrite(tmp_path, fake_module):
-    store = PkiStore(fake_module, str(tmp_path))
+def test_write_with_mode_and_overwrite(tmp_path):
+    store = PkiStore(str(tmp_path))
     path = str(tmp_path / "file.txt")
     store.write(path, b"one", 0o644)
     assert mode(path) == 0o644
@@ -239,8 +190,8 @@ def test_write_with_mode_and_overwrite(tmp_path, fake_module):
     assert _files(str(tmp_path)) == ["file.txt"]
 
 
-def test_write_failure_keeps_old_file_and_no_temp_file(tmp_path, fake_module, monkeypatch):
-    store = PkiStore(fake_module, str(tmp_path))
+def test_write_failure_keeps_old_file_and_no_temp_file(tmp_path, monkeypatch):
+    store = PkiStore(str(tmp_path))
     path = str(tmp_path / "file.txt")
     store.write(path, b"old")
 
@@ -256,8 +207,8 @@ def test_write_failure_keeps_old_file_and_no_temp_file(tmp_path, fake_module, mo
     assert _files(str(tmp_path)) == ["file.txt"]
 
 
-def test_put_writes_only_what_differs(tmp_path, fake_module):
-    store = PkiStore(fake_module, str(tmp_path))
+def test_put_writes_only_what_differs(tmp_path):
+    store = PkiStore(str(tmp_path))
     path = str(tmp_path / "file.txt")
     assert store.put(path, b"a", 0o600, check_mode=True) == "written"
     assert not os.path.exists(path)
@@ -274,8 +225,8 @@ def test_put_writes_only_what_differs(tmp_path, fake_module):
     assert open(path, "rb").read() == b"b"
 
 
-def test_backup_and_move(tmp_path, fake_module):
-    store = PkiStore(fake_module, str(tmp_path))
+def test_backup_and_move(tmp_path):
+    store = PkiStore(str(tmp_path))
     path = str(tmp_path / "file.txt")
     store.write(path, b"content")
     backup = store.backup(path)
@@ -286,9 +237,9 @@ def test_backup_and_move(tmp_path, fake_module):
     assert open(destination, "rb").read() == b"content"
 
 
-def test_move_creates_every_missing_directory_0700(tmp_path, fake_module):
+def test_move_creates_every_missing_directory_0700(tmp_path):
     """renewed/ and renewed/certs_by_serial/ are both new here: both must be 0700, whatever the umask."""
-    store = PkiStore(fake_module, str(tmp_path / "pki"))
+    store = PkiStore(str(tmp_path / "pki"))
     store.ensure_layout()
     store.write(store.cert("c1"), b"cert")
     old_umask = os.umask(0o022)
@@ -305,8 +256,8 @@ ROW1 = IndexEntry("V", "290226200630Z", "", "F7D1FB8D1FD51DFBFEE8D31C98795DF1", 
 ROW2 = IndexEntry("R", "290226200630Z", "261124201245Z", "B343ED2FA0E9C8936FC40788EC805469", "unknown", "/CN=c2")
 
 
-def test_write_index_keeps_index_txt_old(tmp_path, fake_module):
-    store = PkiStore(fake_module, str(tmp_path / "pki"))
+def test_write_index_keeps_index_txt_old(tmp_path):
+    store = PkiStore(str(tmp_path / "pki"))
     store.ensure_layout()
     store.write_index([ROW1])
     assert open(store.path("index.txt.old"), "rb").read() == b""
@@ -318,8 +269,8 @@ def test_write_index_keeps_index_txt_old(tmp_path, fake_module):
     assert mode(store.index) == 0o600
 
 
-def test_read_index_missing_and_not_text(tmp_path, fake_module):
-    store = PkiStore(fake_module, str(tmp_path / "pki"))
+def test_read_index_missing_and_not_text(tmp_path):
+    store = PkiStore(str(tmp_path / "pki"))
     assert store.read_index() == []
     store.ensure_layout()
     with open(store.index, "wb") as handle:
@@ -329,8 +280,8 @@ def test_read_index_missing_and_not_text(tmp_path, fake_module):
     assert store.index in str(caught.value)
 
 
-def test_read_index_names_file_and_line(tmp_path, fake_module):
-    store = PkiStore(fake_module, str(tmp_path / "pki"))
+def test_read_index_names_file_and_line(tmp_path):
+    store = PkiStore(str(tmp_path / "pki"))
     store.ensure_layout()
     with open(store.index, "w") as handle:
         handle.write(ROW1.to_line() + "\nbroken row\n")
@@ -339,8 +290,8 @@ def test_read_index_names_file_and_line(tmp_path, fake_module):
     assert "%s line 2 " % store.index in str(caught.value)
 
 
-def test_write_next_serial_is_last_plus_one(tmp_path, fake_module):
-    store = PkiStore(fake_module, str(tmp_path / "pki"))
+def test_write_next_serial_is_last_plus_one(tmp_path):
+    store = PkiStore(str(tmp_path / "pki"))
     store.ensure_layout()
     store.write_next_serial(0xF7D1FB8D1FD51DFBFEE8D31C98795DF1)
     assert open(store.serial, "rb").read() == b"F7D1FB8D1FD51DFBFEE8D31C98795DF2\n"
@@ -353,7 +304,7 @@ def test_write_next_serial_is_last_plus_one(tmp_path, fake_module):
 
 # -- lock -------------------------------------------------------------------------------------
 def _hold_lock(root, exclusive, held, release):
-    store = PkiStore(None, root)
+    store = PkiStore(root)
     with store.locked(exclusive=exclusive):
         held.set()
         release.wait(20)
@@ -387,7 +338,7 @@ def _contend(root, exclusive):
 
     def run():
         try:
-            with PkiStore(None, root).locked(exclusive=exclusive):
+            with PkiStore(root).locked(exclusive=exclusive):
                 acquired.set()
         finally:
             done.set()
@@ -429,16 +380,16 @@ def test_shared_locks_coexist(lock_holder):
 def test_lock_timeout_raises(lock_holder, monkeypatch):
     root, start = lock_holder
     start(exclusive=True)
-    monkeypatch.setattr(pki_store, "LOCK_TIMEOUT_SECONDS", 0.3)
+    monkeypatch.setattr(safe_folder, "LOCK_TIMEOUT_SECONDS", 0.3)
     with pytest.raises(PkiError) as caught:
-        with PkiStore(None, root).locked():
+        with PkiStore(root).locked():
             pytest.fail("the lock was taken while another process held it")
     assert "could not lock %s" % root in str(caught.value)
 
 
 def test_lock_on_missing_dir_does_not_create_it(tmp_path):
     root = str(tmp_path / "pki")
-    with PkiStore(None, root).locked():
+    with PkiStore(root).locked():
         pass
     assert not os.path.exists(root)
     assert _files(str(tmp_path)) == []

@@ -1,0 +1,230 @@
+# -*- coding: utf-8 -*-
+# Copyright: clientvpn.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What a server or client certificate should be, and what will happen to it.
+
+``build_specs`` turns the module's options into one LeafSpec per name. The
+NamePlanner reads what is on disk for a name and decides, in this order:
+
+* keep it (``unchanged``): the key is RSA of the requested size and belongs
+  to the certificate, the current CA signed it, CN / SANs / EKU are as asked,
+  it is not revoked and does not expire within ``renew_before_days``;
+* ``renewed``: only the expiry is due (or ``renew`` asks for it), so the
+  key is kept (ACM re-import cannot change the key type or size, and a kept
+  key leaves nothing to redistribute);
+* ``reissued``: anything else differs; the key is kept unless it is missing,
+  of the wrong size or belonged to a revoked certificate;
+* ``created``: nothing was there;
+* ``registered``: a good certificate without its ``index.txt`` row (left by
+  an interrupted run).
+
+Each reason is a code with its text for people: the decision reads codes.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import (
+    check_common_name,
+    check_days,
+    check_key_size,
+    check_server_has_domain,
+)
+from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_subject
+from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
+from ansible_collections.clientvpn.pki.plugins.module_utils.names import unique_names
+from ansible_collections.clientvpn.pki.plugins.module_utils.pending import pending_reason
+from ansible_collections.clientvpn.pki.plugins.module_utils.safe_folder import SECRET_MODE
+from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import CERT_TYPES, normalize_san
+
+# Reason codes. Only EXPIRING and RENEW_ASKED keep the certificate's key and
+# content (a renewal); any other reason makes it a reissue.
+NO_KEY = "no_key"
+KEY_SIZE = "key_size"
+NO_CERT = "no_certificate"
+NO_CA_YET = "no_ca_yet"
+OTHER_CA = "other_ca"
+REVOKED = "revoked"
+KEY_MISMATCH = "key_mismatch"
+DIFFERS = "differs"
+EXPIRING = "expiring"
+RENEW_ASKED = "renew_asked"
+RENEWAL = frozenset((EXPIRING, RENEW_ASKED))
+_VERB = {"created": "create", "renewed": "renew", "reissued": "reissue"}
+
+
+class LeafSpec(object):
+    """What one name should look like."""
+
+    def __init__(self, name, common_name, subject_alt_names, cert_type, key_size, days, digest, sans_given=True):
+        self.name = name
+        self.common_name = common_name
+        self.subject_alt_names = subject_alt_names
+        self.cert_type = cert_type
+        self.key_size = key_size
+        self.days = days
+        self.digest = digest
+        # Unset SANs keep what an existing certificate has (as easy-rsa 3.2 renew
+        # copies them); the default is only for a certificate made from nothing.
+        self.sans_given = sans_given
+
+    def keeping_sans_of(self, cert):
+        existing = x509_inspect.subject_alt_names(cert)
+        if self.sans_given or not existing:
+            return self
+        if self.cert_type == "server" and not any(san.startswith("DNS:") for san in existing):
+            return self
+        return LeafSpec(self.name, self.common_name, existing, self.cert_type, self.key_size, self.days, self.digest)
+
+
+class NamePlan(object):
+    """What will happen to one name, decided before anything is written."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.action = "unchanged"
+        self.reasons = []  # [(code, text)]
+        self.changes = []
+        self.key = None
+        self.new_key = False
+        self.cert = None
+        self.cert_is_ours = False
+        self.register = False
+        self.backups = []
+        self.warnings = []
+        self.issued = None
+        # serial of the revoked certificate this name had, if any
+        self.revoked = None
+
+    def because(self, code, text):
+        self.reasons.append((code, text))
+
+    @property
+    def reason_texts(self):
+        return [text for code, text in self.reasons]
+
+    @property
+    def changed(self):
+        return bool(self.changes)
+
+    def decide(self):
+        codes = set(code for code, text in self.reasons)
+        if not codes:
+            if self.register:
+                self.action = "registered"
+                self.changes.append("add %s to index.txt" % self.spec.name)
+            return
+        if self.cert is None:
+            self.action = "created"
+        elif codes <= RENEWAL:
+            self.action = "renewed"
+        else:
+            self.action = "reissued"
+        self.changes.append("%s %s: %s" % (_VERB[self.action], self.spec.name, "; ".join(self.reason_texts)))
+
+    @property
+    def signs_existing_key(self):
+        return self.action in ("created", "renewed", "reissued") and not self.new_key and self.key is not None
+
+
+def build_specs(names, cert_type, common_name, subject_alt_names, key_size, days, digest):
+    """Validate the module's options and turn them into one LeafSpec per name."""
+    if cert_type not in CERT_TYPES:
+        raise PkiError("type=%s: use 'server' or 'client'." % cert_type)
+    check_key_size("key_size", key_size)
+    check_days("days", days)
+    unique = unique_names(names)
+    if common_name is not None and len(unique) > 1:
+        raise PkiError(
+            "common_name=%r was given with %d names: each certificate needs its own CN. Leave "
+            "common_name unset (each CN is then its name) or use one name per task." % (common_name, len(unique))
+        )
+    explicit_sans = None if subject_alt_names is None else [normalize_san(san) for san in subject_alt_names]
+    specs = []
+    for name in unique:
+        cn = common_name if common_name is not None else name
+        check_common_name("common_name", cn, from_name=name if common_name is None else None)
+        sans = explicit_sans
+        if sans is None:
+            # easy-rsa 3.1 gave servers DNS:<CN>; 3.2 dropped it and ACM then refuses them.
+            sans = ["DNS:%s" % cn] if cert_type == "server" else []
+        if cert_type == "server":
+            check_server_has_domain(name, sans)
+        specs.append(LeafSpec(name, cn, list(dict.fromkeys(sans)), cert_type, key_size, days, digest, explicit_sans is not None))
+    return specs
+
+
+class NamePlanner(object):
+    """Reads one name's key, certificate and index row and makes its NamePlan."""
+
+    def __init__(self, store, ca_cert, renew_before_days, renew, rows, revoked):
+        self.store = store
+        self.ca_cert = ca_cert
+        self.renew_before_days = renew_before_days
+        self.renew = renew
+        self.rows = rows  # {serial: IndexEntry}
+        self.revoked = revoked  # {subject: [serials]} of R rows
+
+    def plan(self, spec):
+        plan = NamePlan(spec)
+        key_path = self.store.key(spec.name)
+        if os.path.exists(key_path):
+            self._read_key(plan, key_path)
+        else:
+            plan.new_key = True
+            plan.because(NO_KEY, "no private key")
+        if os.path.exists(self.store.cert(spec.name)):
+            self._read_certificate(plan)
+        else:
+            plan.because(NO_CERT, "no certificate")
+            earlier = self.revoked.get(format_subject(spec.common_name))
+            if earlier:
+                plan.new_key, plan.revoked = True, earlier[-1]
+                plan.because(REVOKED, "certificate %s of this name was revoked" % earlier[-1])
+        plan.decide()
+        if not plan.new_key and os.path.exists(key_path) and self.store.mode_of(key_path) != SECRET_MODE:
+            plan.changes.append("set mode 0600 on %s" % key_path)
+        return plan
+
+    def _read_key(self, plan, key_path):
+        plan.key, dummy = x509_inspect.load_private_key(key_path, None, passphrase_field=None, check_key=False)
+        if x509_inspect.rsa_key_size(plan.key.public_key()) != plan.spec.key_size:
+            plan.new_key = True
+            plan.because(KEY_SIZE, "key is %s, wanted RSA %d" % (x509_inspect.key_kind(plan.key.public_key()), plan.spec.key_size))
+
+    def _read_certificate(self, plan):
+        cert_path = self.store.cert(plan.spec.name)
+        plan.cert = cert = x509_inspect.load_certificate(cert_path)
+        plan.spec = spec = plan.spec.keeping_sans_of(cert)
+        plan.cert_is_ours = x509_inspect.is_issued_by(cert, self.ca_cert)
+        row = self.rows.get(x509_inspect.serial_hex(cert))
+        if not plan.cert_is_ours:
+            issuer = cert.issuer.rfc4514_string()
+            plan.because(OTHER_CA, "signed by another CA (issuer %s; ca.crt does not verify it)" % issuer)
+            plan.warnings.append(
+                "%s was signed by another CA (issuer %s; ca.crt does not verify it): it is reissued by this CA "
+                "and the old file kept as a backup." % (cert_path, issuer)
+            )
+        elif row is not None and row.status == "R":
+            plan.new_key, plan.revoked = True, row.serial
+            plan.because(REVOKED, "certificate %s is revoked in index.txt" % row.serial)
+        elif row is None:
+            plan.register = True
+        if plan.key is not None and not x509_inspect.key_matches(plan.key, cert):
+            plan.because(KEY_MISMATCH, "certificate does not belong to private/%s.key" % spec.name)
+        for difference in x509_inspect.leaf_differences(cert, spec):
+            plan.because(DIFFERS, difference)
+        if x509_inspect.expires_within(cert, self.renew_before_days):
+            plan.because(EXPIRING, "expires %s, within renew_before_days=%d" % (x509_inspect.not_after(cert).isoformat(), self.renew_before_days))
+        elif self.renew:
+            plan.because(RENEW_ASKED, "renew: true")
+
+
+def plan_without_ca(spec, ca_cert_path):
+    """Check mode of a whole play: the CA an earlier task would have made is not there yet."""
+    plan = NamePlan(spec)
+    plan.because(NO_CA_YET, pending_reason(ca_cert_path))
+    plan.decide()
+    return plan

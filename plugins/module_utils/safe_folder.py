@@ -1,0 +1,221 @@
+# -*- coding: utf-8 -*-
+# Copyright: clientvpn.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A folder whose files are written safely: the PKI, the staging folder, the profiles.
+
+Every write goes to a temporary file in the destination's directory, created
+with its final mode (0600 for keys) from the first byte whatever the umask,
+and is then renamed over the target, so a crash leaves either the old or the
+new file, never half of one, and never a key that others could read. The
+temporary files a killed run leaves (``.tmp-*``) are removed by the next run,
+under the folder's lock. An ``OSError`` is left to the module boundary
+(``module_runner``), which turns it into one message naming the path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+import tempfile
+import time
+
+from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
+
+DIR_MODE = 0o700
+SECRET_MODE = 0o600
+# easy-rsa runs with umask 077: everything it writes is 0600, certificates too.
+FILE_MODE = 0o600
+LOCK_TIMEOUT_SECONDS = 300
+TEMP_PREFIX = ".tmp-"
+# Permission bits that let another user in.
+OTHERS = stat.S_IRWXG | stat.S_IRWXO
+BY_OTHERS_WRITABLE = stat.S_IWGRP | stat.S_IWOTH
+
+
+class SafeFolder(object):
+    """One folder (created 0700 when missing) and the safe writes into it.
+
+    ``what`` names the option that gave the folder, for messages.
+    """
+
+    def __init__(self, root, what="dest"):
+        self.root = root
+        self.what = what
+        if not root or not os.path.isabs(root):
+            raise PkiError(
+                "%s=%r is not an absolute path: a module runs in a directory of Ansible's choosing, so a "
+                "relative path has no fixed meaning. Give an absolute path, for example "
+                "'{{ playbook_dir }}/pki' or '~/clientvpn/pki' (Ansible expands ~). Nothing was changed." % (what, root)
+            )
+        if os.path.exists(root) and not os.path.isdir(root):
+            raise PkiError(
+                "%s %s exists and is not a directory. Point %s at a directory "
+                "(it is created when missing)." % (what, root, what)
+            )
+
+    def path(self, *parts):
+        return os.path.join(self.root, *parts)
+
+    # -- locking -------------------------------------------------------------
+    @contextlib.contextmanager
+    def locked(self, exclusive=True):
+        """Hold a flock on the PKI directory itself (no lock file to leave behind).
+
+        Writers take it exclusively, check mode shares it, so two runs at once
+        never reuse a serial nor interleave index.txt rewrites.
+        """
+        if not os.path.isdir(self.root):
+            yield
+            return
+        fd = os.open(self.root, os.O_RDONLY)
+        try:
+            mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+            deadline = time.monotonic() + LOCK_TIMEOUT_SECONDS
+            while True:
+                try:
+                    fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES) or time.monotonic() > deadline:
+                        raise PkiError(
+                            "could not lock %s within %d s: another run is using this PKI. "
+                            "Retry when it has finished." % (self.root, LOCK_TIMEOUT_SECONDS)
+                        )
+                    time.sleep(0.05)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- files ---------------------------------------------------------------
+    def ensure_dir(self, directory):
+        """Create ``directory`` and any missing parent, each 0700 (makedirs would give parents the umask's mode)."""
+        missing = []
+        while not os.path.isdir(directory):
+            missing.append(directory)
+            parent = os.path.dirname(directory)
+            if parent == directory:  # a root that is not a directory: nothing to climb to
+                raise PkiError("cannot create %s: %s is not a directory." % (missing[0], directory))
+            directory = parent
+        for new in reversed(missing):
+            os.mkdir(new, DIR_MODE)
+            os.chmod(new, DIR_MODE)
+        target = missing[0] if missing else directory
+        if stat.S_IMODE(os.stat(target).st_mode) != DIR_MODE:
+            os.chmod(target, DIR_MODE)
+
+    def read(self, path):
+        with open(path, "rb") as handle:
+            return handle.read()
+
+    def write(self, path, data, mode=FILE_MODE):
+        """Write atomically: a temp file in the same directory, with ``mode`` before the
+        first byte (mkstemp makes it 0600 whatever the umask), renamed over ``path``."""
+        fd, tmp_path = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=os.path.dirname(path))
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                os.fchmod(handle.fileno(), mode)
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp_path, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_path)
+            raise
+
+    def put(self, path, data, mode, check_mode):
+        """Make ``path`` hold ``data`` with ``mode``: 'written', 'chmod' or 'unchanged'."""
+        if not os.path.exists(path) or self.read(path) != data:
+            if not check_mode:
+                self.write(path, data, mode)
+            return "written"
+        if self.mode_of(path) != mode:
+            if not check_mode:
+                os.chmod(path, mode)
+            return "chmod"
+        return "unchanged"
+
+    def prepare_root(self, check_mode):
+        """The directory itself, 0700 (for folders other than a PKI): the changes it needs."""
+        if not os.path.isdir(self.root):
+            changes = ["create directory %s" % self.root]
+        elif self.mode_of(self.root) != DIR_MODE:
+            changes = ["set mode 0700 on %s" % self.root]
+        else:
+            return []
+        if not check_mode:
+            self.ensure_dir(self.root)
+        return changes
+
+    def backup(self, path):
+        """Keep a dated copy next to ``path`` (Ansible's backup naming), 0600 like the
+        key it may be, and return its name."""
+        backup = "%s.%s.%s" % (path, os.getpid(), time.strftime("%Y-%m-%d@%H:%M:%S~"))
+        self.write(backup, self.read(path), SECRET_MODE)
+        return backup
+
+    def move(self, source, destination, mode=None):
+        """Rename within the PKI (the mode travels with the file); ``mode`` is set
+        before the move, so a key never lands in its new folder readable by others."""
+        self.ensure_dir(os.path.dirname(destination))
+        if mode is not None and self.mode_of(source) != mode:
+            os.chmod(source, mode)
+        os.replace(source, destination)
+
+    def mode_of(self, path):
+        return stat.S_IMODE(os.stat(path).st_mode)
+
+    def ensure_mode(self, path, mode, check_mode=False):
+        """Give ``path`` ``mode``; True when it had another one."""
+        if self.mode_of(path) == mode:
+            return False
+        if not check_mode:
+            os.chmod(path, mode)
+        return True
+
+    # -- hygiene -----------------------------------------------------------------
+    def tidy(self, check_mode, key_dirs=()):
+        """Before a run uses the folder (under the lock): the folder and its ``key_dirs`` are
+        closed to other users (0700), or refused when they belong to another user; the temp
+        files a killed run left are removed. Returns what it did (or would do) as short
+        sentences, and whether a key folder was writable by others (its keys cannot be trusted)."""
+        changes, keys_exposed = [], False
+        for directory in (self.root,) + tuple(self.path(d) for d in key_dirs):
+            if not os.path.isdir(directory):
+                continue
+            info = os.stat(directory)
+            loose = stat.S_IMODE(info.st_mode) & OTHERS
+            if not loose:
+                continue
+            if info.st_uid != os.geteuid():
+                raise PkiError(
+                    "%s is mode %04o (other users can enter it) and belongs to uid %d, not to this user (uid %d): "
+                    "it is not ours to fix. Have its owner run chmod 0700 on it, or run as its owner. "
+                    "Nothing was changed." % (directory, stat.S_IMODE(info.st_mode), info.st_uid, os.geteuid())
+                )
+            if directory != self.root and loose & BY_OTHERS_WRITABLE:
+                keys_exposed = True
+            changes.append("set mode 0700 on %s (was %04o: other users could enter it)" % (directory, stat.S_IMODE(info.st_mode)))
+            if not check_mode:
+                os.chmod(directory, DIR_MODE)
+        for path in self.stray_temp_files():
+            changes.append("remove %s (left by an interrupted run)" % path)
+            if not check_mode:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+        return changes, keys_exposed
+
+    def stray_temp_files(self):
+        found = []
+        if not os.path.isdir(self.root):
+            return found
+        for directory, dirs, files in os.walk(self.root):
+            found.extend(os.path.join(directory, name) for name in files if name.startswith(TEMP_PREFIX))
+        return sorted(found)
+
+    def owned_by_others(self, path):
+        """True when ``path`` belongs to another user (a file we did not write)."""
+        return os.stat(path).st_uid != os.geteuid()
