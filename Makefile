@@ -178,7 +178,7 @@ test: venv system-deps collection ansible-test-bootstrap module-docs-check chang
 # The full playbook against a local ACM endpoint (moto's server on 127.0.0.1), started
 # here and stopped at the end. Its state is recorded under $(DEMO_DIR)/local-acm and
 # replayed at the next start, so a second `make demo` finds what the first imported.
-# Against real AWS: ansible-playbook clientvpn.pki.mutual_auth -e acm_region=REGION
+# Against real AWS: ansible-playbook clientvpn.pki.mutual_auth -e aws_region=REGION
 demo: venv collection
 	acm_url="$$($(VENV_PY) tests/tools/local_acm.py start --state-dir $(DEMO_DIR)/local-acm)"
 	trap '$(VENV_PY) tests/tools/local_acm.py stop --state-dir $(DEMO_DIR)/local-acm' EXIT
@@ -186,7 +186,7 @@ demo: venv collection
 	AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo \
 	ansible-playbook clientvpn.pki.mutual_auth \
 		-e pki_dir=$(DEMO_DIR)/pki -e stage_dir=$(DEMO_DIR)/custom_folder \
-		-e acm_region=eu-west-1 -e acm_endpoint_url=$$acm_url \
+		-e aws_region=eu-west-1 -e aws_endpoint_url=$$acm_url \
 		-e '{"pki_clients": ["client1.domain.tld"]}'
 	echo "demo: files built under $(DEMO_DIR) (mode path):"
 	find $(DEMO_DIR)/pki $(DEMO_DIR)/custom_folder -type f -exec stat -c '%a %n' {} + | sort -k2

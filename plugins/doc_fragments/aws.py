@@ -56,4 +56,6 @@ notes:
   - "Set the connection options once for every AWS module of the collection with
     C(module_defaults: {group/clientvpn.pki.aws: {region: ...}})."
   - Throttling is retried by botocore's C(standard) retry mode.
+  - The collection's roles set these options once with C(module_defaults) from the playbook variables C(aws_region),
+    C(aws_profile) and C(aws_endpoint_url).
 """

@@ -13,25 +13,26 @@ A renewed certificate is re-imported into the same ARN (the Client VPN
 endpoint follows the ARN), without tags in that call (ACM forbids them on
 re-import); tags are then reconciled separately, which also restores them
 where an endpoint drops them on re-import (moto does, real ACM keeps them).
+
+What is imported (the certificate, key and chain of each name, and their checks)
+is acm_local's; the AWS client comes from aws.connector, built once the local
+material is validated.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime
-import hashlib
 import json
 import os
 
 try:
     from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
 except ImportError:  # pragma: no cover - reported by the modules
     pass
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils.acm_local import requested_certificates
 from ansible_collections.clientvpn.pki.plugins.module_utils.aws import aws_call, describe_error, is_not_found
-from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import check_importable
+from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import ACM_KEY_TYPES
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
 
@@ -43,76 +44,6 @@ except ImportError:  # pragma: no cover - reported by the modules
 RECORD_FILE = "acm-certificates.json"
 TAG_CA = "clientvpn.pki:ca-sha256"
 TAG_NAME = "clientvpn.pki:name"
-
-
-class LocalCertificate(object):
-    """The certificate, key and chain on this host, validated against every rule."""
-
-    def __init__(self, certificate, private_key, certificate_chain, passphrase=None, cert_type="server", now=None):
-        self.leaf = x509_inspect.load_certificate(certificate)
-        self.chain = _load_chain(certificate_chain)
-        # No RSA consistency check (~35 ms a key, most of a no-op run over many clients):
-        # the key is only compared with the certificate here, and ACM validates what it imports.
-        key, encrypted = x509_inspect.load_private_key(private_key, passphrase, "private_key_passphrase", check_key=False)
-        if encrypted:
-            # ACM takes only an unencrypted key: decrypt in memory, never on disk.
-            key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-        else:
-            with open(private_key, "rb") as handle:
-                key_pem = handle.read()
-        check_importable(self.leaf, key, key_pem, self.chain, cert_type, now or datetime.datetime.now(datetime.timezone.utc))
-        self.key_pem = key_pem
-        self.leaf_pem = self.leaf.public_bytes(serialization.Encoding.PEM)
-        self.chain_pem = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in self.chain)
-
-    @property
-    def ca_fingerprint(self):
-        return hashlib.sha256(self.chain[0].public_bytes(serialization.Encoding.DER)).hexdigest()
-
-    @property
-    def domain(self):
-        dns = [san[4:] for san in x509_inspect.subject_alt_names(self.leaf) if san.startswith("DNS:")]
-        return dns[0] if dns else x509_inspect.common_name(self.leaf)
-
-    def facts(self):
-        return {"serial": x509_inspect.serial_hex(self.leaf), "not_after": x509_inspect.not_after(self.leaf).isoformat(), "domain": self.domain}
-
-    def matches(self, remote):
-        """Same leaf, and ACM's chain starts with ours (an endpoint may append its own roots)."""
-        leaf_pem, chain_pem = remote
-        if _der_list(leaf_pem) != _der_list(self.leaf_pem):
-            return False
-        ours, theirs = _der_list(self.chain_pem), _der_list(chain_pem)
-        return theirs[: len(ours)] == ours
-
-
-def check_readable(option, path):
-    """Refuse a missing or unreadable input file by its option's name, before any API call."""
-    try:
-        with open(path, "rb"):
-            pass
-    except OSError as exc:
-        raise PkiError(
-            "%s %s cannot be read: %s. Give the path of an existing, readable PEM file on the managed host."
-            % (option, path, exc.strerror or exc)
-        )
-
-
-def _load_chain(path):
-    with open(path, "rb") as handle:
-        data = handle.read()
-    try:
-        chain = x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
-        raise PkiError("certificate_chain %s holds no readable PEM certificate (%s)." % (path, exc))
-    return chain
-
-
-def _der_list(pem):
-    if not pem:
-        return []
-    data = pem.encode() if isinstance(pem, str) else pem
-    return [cert.public_bytes(serialization.Encoding.DER) for cert in x509.load_pem_x509_certificates(data)]
 
 
 class ArnRecord(object):
@@ -149,9 +80,14 @@ class ArnRecord(object):
 
 
 class AcmCertificate(object):
-    """Brings one ACM certificate to the wanted state: present (same files) or absent."""
+    """Brings one ACM certificate to the wanted state: present (same files) or absent.
 
-    def __init__(self, client, name, pki_dir, module, local=None, certificate_arn=None, tags=None, purge_tags=True, state="present", record=None):
+    ``record`` is the ArnRecord of the PKI the ARN is recorded in. ``local`` is the
+    LocalCertificate to import; with state=present, None means check mode before an
+    earlier task has made it: a real run would import it (no file to read, no API call).
+    """
+
+    def __init__(self, client, name, record, local=None, certificate_arn=None, tags=None, purge_tags=True, state="present"):
         self.client = client
         self.region = client.meta.region_name
         self.name = name
@@ -160,8 +96,8 @@ class AcmCertificate(object):
         self.tags = tags
         self.purge_tags = purge_tags
         self.state = state
-        self.record = record or ArnRecord(PkiStore(module, pki_dir))
-        self.store = self.record.store
+        self.record = record
+        self.store = record.store
         self.calls = {"read": 0, "write": 0}
 
     # -- API wrappers that count -------------------------------------------------
@@ -216,7 +152,7 @@ class AcmCertificate(object):
         domains = (self.local.domain, x509_inspect.common_name(self.local.leaf))
         paginator = self.client.get_paginator("list_certificates")
         try:
-            pages = list(paginator.paginate(Includes={"keyTypes": ["RSA_1024", "RSA_2048"]}))
+            pages = list(paginator.paginate(Includes={"keyTypes": list(ACM_KEY_TYPES)}))
         except (BotoCoreError, ClientError) as exc:
             raise describe_error(exc, "ACM list_certificates")
         self.calls["read"] += len(pages)
@@ -242,6 +178,8 @@ class AcmCertificate(object):
         """``run`` without taking the PKI lock (the caller holds it)."""
         if self.state == "absent":
             return self._absent(check_mode)
+        if self.local is None:
+            return self._result(None, "imported", True, {})
         return self._present(check_mode)
 
     def _desired_tags(self, current):
@@ -349,11 +287,13 @@ class AcmCertificate(object):
         if self.local is not None:
             result.update(self.local.facts())
             result["diff"]["after"] = dict(self.local.facts(), certificate_arn=arn or "(new)")
+        elif self.state == "present":
+            result.update(serial=None, not_after=None, domain=None)  # still to be made
         return result
 
 
 class AcmCertificateList(object):
-    """Many certificates (``certificates``) in one module run: one lock, one read of the
+    """Many certificates (``names``, ``certificates``) in one module run: one lock, one read of the
     ARN record, and per certificate only its own API calls. ACM has no batch import, and
     throttles ImportCertificate, so the imports stay one after another (botocore retries
     throttling). Every certificate is validated before the first API call; each import is
@@ -361,12 +301,11 @@ class AcmCertificateList(object):
 
     def __init__(self, certificates, record):
         self.certificates = certificates
-        self.record = record  # None when check mode found nothing built yet
+        self.record = record
 
     def run(self, check_mode):
         results = {}
-        lock = self.record.store.locked(exclusive=not check_mode) if self.record else contextlib.nullcontext()
-        with lock:
+        with self.record.store.locked(exclusive=not check_mode):
             for item in self.certificates:
                 try:
                     results[item.name] = item.apply(check_mode)
@@ -391,83 +330,20 @@ class AcmCertificateList(object):
         }
 
 
-class PendingImport(object):
-    """Check mode of a whole play: an earlier task would have created the certificate,
-    so a real run would import it. No file to read, no API call."""
+def from_params(params, check_mode, connect):
+    """The backend for vpn_acm_import's options: one certificate (``name``), or a list
+    (``names``, ``certificates``; one run, one lock, one read of the ARN record).
 
-    def __init__(self, name, region):
-        self.name = name
-        self.region = region
-
-    def run(self, check_mode):
-        return self.apply(check_mode)
-
-    def apply(self, check_mode):
-        return {
-            "changed": True,
-            "action": "imported",
-            "certificate_arn": None,
-            "region": self.region,
-            "name": self.name,
-            "serial": None,
-            "not_after": None,
-            "domain": None,
-            "tags": {},
-            "api_calls": {"read": 0, "write": 0},
-            "warnings": [],
-            "diff": {"before": {}, "after": {}},
-        }
-
-
-def default_pki_dir(certificate):
-    """The easy-rsa PKI of ``issued/<name>.crt``, else the certificate's own directory."""
-    directory = os.path.dirname(os.path.abspath(certificate))
-    return os.path.dirname(directory) if os.path.basename(directory) == "issued" else directory
-
-
-def from_params(module, client_factory):
-    """The backend for vpn_acm_import's options: one certificate, or ``certificates``.
-
-    Every local certificate is read and validated here, before any API call.
+    Every local certificate is read and validated (acm_local) before ``connect()``
+    gives the ACM client (aws.connector), so a bad file costs no API call.
     """
-    params = module.params
-    listed = params["certificates"] is not None
-    items = params["certificates"] if listed else [
-        dict((key, params[key]) for key in ("name", "certificate", "private_key", "private_key_passphrase", "certificate_arn"))
+    store, requested, listed = requested_certificates(params, check_mode)
+    # Without pki_dir (state=absent with certificate_arn) there is no record to keep: nothing is written.
+    record = ArnRecord(store or PkiStore(os.getcwd()))
+    client = connect()
+    certificates = [
+        AcmCertificate(client, item.name, record, local=item.local, certificate_arn=item.certificate_arn,
+                       tags=params["tags"], purge_tags=params["purge_tags"], state=params["state"])
+        for item in requested
     ]
-    if not items:
-        raise PkiError("certificates is empty: give at least one certificate, or use certificate / private_key.")
-    built, names, record, client = [], set(), None, None
-    for index, item in enumerate(items):
-        certificate = item["certificate"]
-        name = item["name"] or (os.path.splitext(os.path.basename(certificate))[0] if certificate else None)
-        pki_dir = params["pki_dir"] or (default_pki_dir(certificate) if certificate else None)
-        if params["state"] == "present" and not (certificate and item["private_key"]):
-            where = "certificates[%d]" % index if listed else "vpn_acm_import"
-            raise PkiError("%s needs certificate and private_key with state=present (and certificate_chain)." % where)
-        if not (name and pki_dir) and not item["certificate_arn"]:
-            raise PkiError("state=absent needs certificate_arn, or name and pki_dir (or certificate) to find the recorded ARN.")
-        if name in names:
-            raise PkiError("certificates names %s twice: give each certificate its own name." % name)
-        names.add(name)
-        if params["state"] == "present" and module.check_mode and not os.path.exists(certificate):
-            built.append(PendingImport(name, params["region"]))
-            continue
-        pki_dir = os.path.abspath(pki_dir or os.getcwd())
-        if record is None:
-            record = ArnRecord(PkiStore(module, pki_dir))
-        elif record.store.root != pki_dir:
-            raise PkiError("certificates come from %s and %s: set pki_dir, or use one task per PKI." % (record.store.root, pki_dir))
-        local = None
-        if params["state"] == "present":
-            prefix = "certificates[%d]." % index if listed else ""
-            for option, path in ((prefix + "certificate", certificate), (prefix + "private_key", item["private_key"]),
-                                 ("certificate_chain", params["certificate_chain"])):
-                check_readable(option, path)
-            local = LocalCertificate(certificate, item["private_key"], params["certificate_chain"], item["private_key_passphrase"], params["type"])
-        client = client or client_factory()
-        built.append(AcmCertificate(
-            client, name=name or "unnamed", pki_dir=pki_dir, module=module, local=local, certificate_arn=item["certificate_arn"],
-            tags=params["tags"], purge_tags=params["purge_tags"], state=params["state"], record=record,
-        ))
-    return AcmCertificateList(built, record) if listed else built[0]
+    return AcmCertificateList(certificates, record) if listed else certificates[0]

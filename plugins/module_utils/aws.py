@@ -34,8 +34,9 @@ except ImportError as exc:  # pragma: no cover - reported by the modules
     BOTO3_IMPORT_ERROR = exc
 
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
+from ansible_collections.clientvpn.pki.plugins.module_utils.version import COLLECTION_NAME, COLLECTION_VERSION
 
-USER_AGENT = "clientvpn.pki/0.1.0"
+USER_AGENT = "%s/%s" % (COLLECTION_NAME, COLLECTION_VERSION)
 # Attempts in all (the first call included), with botocore's standard backoff.
 MAX_ATTEMPTS = 5
 
@@ -72,6 +73,24 @@ def build_client(service, params):
         )
     except (BotoCoreError, ClientError) as exc:
         raise describe_error(exc, "connecting to %s" % service)
+
+
+def connector(service, params):
+    """The one way an AWS module hands its backend the AWS client: a function that builds it
+    (build_client) at its first call and returns that same client afterwards.
+
+    A backend calls it only once its local input is validated and only when it needs AWS,
+    so a run that needs none (profiles from a configuration file) neither needs nor checks
+    the connection options. Tests hand a backend ``lambda: stubbed_client``.
+    """
+    built = []
+
+    def connect():
+        if not built:
+            built.append(build_client(service, params))
+        return built[0]
+
+    return connect
 
 
 def describe_error(exc, action):

@@ -15,9 +15,12 @@ from __future__ import annotations
 import os
 import re
 
-from ansible_collections.clientvpn.pki.plugins.module_utils.aws import aws_call, build_client
+from ansible_collections.clientvpn.pki.plugins.module_utils.aws import aws_call
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
-from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import SECRET_MODE, PkiStore, check_name
+from ansible_collections.clientvpn.pki.plugins.module_utils.names import unique_names
+from ansible_collections.clientvpn.pki.plugins.module_utils.pending import made_by_an_earlier_task
+from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
+from ansible_collections.clientvpn.pki.plugins.module_utils.safe_folder import SECRET_MODE, SafeFolder
 
 _BLOCK = re.compile(r"^[ \t]*<([a-z0-9-]+)>.*?^[ \t]*</\1>[ \t]*(?:\r?\n|\Z)", re.MULTILINE | re.DOTALL)
 # The whole option only: `key-direction 1` is another option and stays.
@@ -55,39 +58,35 @@ def render(base, cert_pem, key_pem):
     return "%s<cert>\n%s</cert>\n<key>\n%s</key>\n" % (base, cert_pem, key_pem)
 
 
-def load_configuration(params, check_mode):
-    """The client configuration: ``config_file``, or exported from ``client_vpn_endpoint_id``.
+def load_configuration(params, check_mode, connect):
+    """The client configuration: ``config_file``, or exported from ``client_vpn_endpoint_id``
+    with the EC2 client ``connect()`` gives (aws.connector; not called for a file).
 
     None in check mode when ``config_file`` does not exist yet: an earlier task
     of the same check run (downloading it, say) would have written it.
     """
     path = params["config_file"]
     if path:
-        if check_mode and not os.path.exists(path):
+        if made_by_an_earlier_task(path, check_mode):
             return None
         try:
             with open(path) as handle:
                 return handle.read()
         except (OSError, UnicodeDecodeError) as exc:
             raise PkiError("config_file %s cannot be read: %s" % (path, exc))
-    client = build_client("ec2", params)
     exported = aws_call(
         "EC2 export_client_vpn_client_configuration",
-        client.export_client_vpn_client_configuration,
+        connect().export_client_vpn_client_configuration,
         ClientVpnEndpointId=params["client_vpn_endpoint_id"],
     )
     return exported.get("ClientConfiguration", "")
 
 
 class ClientProfiles(object):
-    def __init__(self, module, pki_dir, names, dest, configuration):
-        self.pki = PkiStore(module, pki_dir)
-        self.folder = PkiStore(module, dest, what="dest")
-        self.names = list(dict.fromkeys(names or []))
-        if not self.names:
-            raise PkiError("names is empty: give the clients whose profiles to write.")
-        for name in self.names:
-            check_name(name)
+    def __init__(self, pki_dir, names, dest, configuration):
+        self.pki = PkiStore(pki_dir)
+        self.folder = SafeFolder(dest)
+        self.names = unique_names(names, option="names", wanted="the clients whose profiles to write")
         self.base = None  # check mode, configuration still to come: every profile would be written
         if configuration is not None:
             if "remote " not in configuration and "\nremote\t" not in configuration:
@@ -119,9 +118,10 @@ class ClientProfiles(object):
 
     def _render(self, name, check_mode):
         cert_path, key_path = self.pki.cert(name), self.pki.key(name)
-        if self.base is None or not (os.path.exists(cert_path) and os.path.exists(key_path)):
-            if check_mode:
-                return None
+        # base is None only in check mode (the configuration is still to come)
+        if self.base is None or made_by_an_earlier_task(cert_path, check_mode) or made_by_an_earlier_task(key_path, check_mode):
+            return None
+        if not (os.path.exists(cert_path) and os.path.exists(key_path)):
             raise PkiError("%s or %s is missing: issue %s first (clientvpn.pki.vpn_cert)." % (cert_path, key_path, name))
         return render(
             self.base,

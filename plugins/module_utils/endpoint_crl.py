@@ -19,7 +19,7 @@ except ImportError:  # pragma: no cover - reported by the modules
     pass
 
 from ansible_collections.clientvpn.pki.plugins.module_utils.aws import aws_call
-from ansible_collections.clientvpn.pki.plugins.module_utils.crl_manager import CLIENT_VPN_MAX_CRL_ENTRIES
+from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import CLIENT_VPN_MAX_CRL_ENTRIES
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 
 
@@ -33,8 +33,10 @@ def _der(pem):
 
 
 class EndpointCrl(object):
-    def __init__(self, client, endpoint_id, crl_path):
-        self.client = client
+    """``connect`` gives the EC2 client (aws.connector); it is called once the local CRL is found fit."""
+
+    def __init__(self, connect, endpoint_id, crl_path):
+        self.connect = connect
         self.endpoint_id = endpoint_id
         self.crl_path = crl_path
         try:
@@ -54,16 +56,17 @@ class EndpointCrl(object):
             )
 
     def run(self, check_mode):
+        client = self.connect()
         held = aws_call(
             "EC2 export_client_vpn_client_certificate_revocation_list",
-            self.client.export_client_vpn_client_certificate_revocation_list,
+            client.export_client_vpn_client_certificate_revocation_list,
             ClientVpnEndpointId=self.endpoint_id,
         )
         same = _der(held.get("CertificateRevocationList")) == self.crl.public_bytes(serialization.Encoding.DER)
         if not same and not check_mode:
             aws_call(
                 "EC2 import_client_vpn_client_certificate_revocation_list",
-                self.client.import_client_vpn_client_certificate_revocation_list,
+                client.import_client_vpn_client_certificate_revocation_list,
                 ClientVpnEndpointId=self.endpoint_id,
                 CertificateRevocationList=self.pem.decode("ascii"),
             )

@@ -6,6 +6,9 @@
 All files are compared and copied in one run, so staging hundreds of client
 certificates costs one task, not one module start per file.
 
+The files come by name from an easy-rsa PKI (``pki_dir`` and ``names``: ca.crt and
+each name's certificate and key, located by PkiStore), or as paths, or both.
+
 The folder is what the operator hands to others, so it must hold only what is
 current. A manifest in the folder (``.clientvpn-stage.json``, 0600) records each
 file this module staged with the sha256 of what it wrote: ``prune`` and
@@ -21,11 +24,16 @@ import json
 import os
 
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
-from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import SECRET_MODE, PkiStore
+from ansible_collections.clientvpn.pki.plugins.module_utils.names import unique_names
+from ansible_collections.clientvpn.pki.plugins.module_utils.pending import made_by_an_earlier_task
+from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
+from ansible_collections.clientvpn.pki.plugins.module_utils.safe_folder import SECRET_MODE, SafeFolder
 
 CERTIFICATE_MODE = 0o644
 MANIFEST = ".clientvpn-stage.json"
 MANIFEST_VERSION = 1
+# What pki_files may pick from a PKI: ca.crt, issued/<name>.crt, private/<name>.key.
+PKI_FILES = ("ca_certificate", "certificate", "private_key")
 
 # Why a file asked for in remove (or due to prune) is still in the folder.
 NOT_STAGED = "not staged by vpn_stage: left alone"
@@ -46,8 +54,29 @@ def check_file_name(name):
         raise PkiError("remove: %s is the staging folder's manifest, not a staged file." % MANIFEST)
 
 
+def pki_sources(pki_dir, names, pki_files=PKI_FILES):
+    """(certificate paths, private key paths) of ``names`` in the PKI, as its layout places them."""
+    store = PkiStore(pki_dir)
+    names = unique_names(names, option="names", wanted="the certificate names to stage") if names else []
+    certificates = [store.ca_cert] if "ca_certificate" in pki_files else []
+    if "certificate" in pki_files:
+        certificates.extend(store.cert(name) for name in names)
+    private_keys = [store.key(name) for name in names] if "private_key" in pki_files else []
+    return certificates, private_keys
+
+
+def from_params(params):
+    """vpn_stage's options: the PKI's files by name (pki_dir, names, pki_files), then the paths given."""
+    certificates, private_keys = [], []
+    if params["pki_dir"]:
+        certificates, private_keys = pki_sources(params["pki_dir"], params["names"], params["pki_files"])
+    return StagingFolder(
+        params["dest"], certificates + params["certificates"], private_keys + params["private_keys"], prune=params["prune"], remove=params["remove"]
+    )
+
+
 class StagingFolder(object):
-    def __init__(self, module, dest, certificates, private_keys, prune=False, remove=()):
+    def __init__(self, dest, certificates, private_keys, prune=False, remove=()):
         self.files = {}
         for sources, mode in ((certificates, CERTIFICATE_MODE), (private_keys, SECRET_MODE)):
             for source in sources:
@@ -68,7 +97,7 @@ class StagingFolder(object):
         self.prune = prune
         self.remove = sorted(set(remove))
         # Same directory handling and atomic writes as the PKI itself.
-        self.folder = PkiStore(module, dest, what="dest")
+        self.folder = SafeFolder(dest)
 
     def run(self, check_mode):
         # Locked like the PKI, so that two runs neither interleave manifest rewrites nor
@@ -127,9 +156,9 @@ class StagingFolder(object):
         """Copy one file; returns (action, sha256 of what the folder then holds)."""
         folder = self.folder
         target = folder.path(name)
+        if made_by_an_earlier_task(source, check_mode):
+            return "copied", None
         if not os.path.isfile(source):
-            if check_mode:
-                return "copied", None  # an earlier task of this check run would have made it
             raise PkiError("%s does not exist: nothing to stage as %s. Build it first (clientvpn.pki.pki)." % (source, target))
         data = folder.read(source)
         action = folder.put(target, data, mode, check_mode)

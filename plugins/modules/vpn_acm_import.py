@@ -13,6 +13,11 @@ description:
   - Imports a certificate, its private key and its CA chain into ACM, as step 7 of the AWS Client VPN mutual
     authentication procedure does with C(aws acm import-certificate). Files are read on the host where the
     module runs, so keys never pass through the controller.
+  - "Two modes, one per task. From a PKI: O(pki_dir) with O(name) (one certificate) or O(names) (many) - the
+    certificate C(issued/<name>.crt), its key C(private/<name>.key) and the chain C(ca.crt) come from the easy-rsa
+    layout of O(pki_dir). Own files: O(certificate), O(private_key) and O(certificate_chain) are the paths of a
+    certificate that is in no PKI, and O(name) and O(pki_dir) say under which name and in which directory its ARN
+    is recorded. Either way the name is given, never guessed from a file's path."
   - "Finds the certificate it manages without scanning the account: O(certificate_arn) when given, else the ARN
     it recorded in O(pki_dir) (C(acm-certificates.json), per region and O(name)) after the first import, verified
     to still exist, else the tags it set at first import (C(clientvpn.pki:name) and C(clientvpn.pki:ca-sha256),
@@ -45,14 +50,37 @@ attributes:
     support: full
     description: What ACM holds is compared with the local files first; a second run writes nothing.
 options:
+  pki_dir:
+    description:
+      - The easy-rsa PKI directory. Without O(certificate), the certificate, key and chain of each name are read from
+        its layout (C(issued/<name>.crt), C(private/<name>.key), C(ca.crt)).
+      - In both modes, the directory in which the ARN is recorded (C(acm-certificates.json)), per region and name.
+      - Required, except with O(state=absent) and O(certificate_arn).
+      - Before 0.2.0 it defaulted to the easy-rsa PKI of O(certificate); it is no longer guessed from a path.
+    type: path
+  name:
+    description:
+      - Name of the certificate - in a PKI, the V(server) of C(issued/server.crt) - under which its ARN is recorded
+        and which the C(clientvpn.pki:name) tag holds.
+      - Required, except with O(state=absent) and O(certificate_arn).
+      - Before 0.2.0 it defaulted to the file name of O(certificate); it is no longer guessed from a path.
+    type: str
+  names:
+    description:
+      - Many certificates of O(pki_dir) by name (client certificates, typically) in one module run - as O(certificates)
+        with only names. The result is in RV(certificates).
+    type: list
+    elements: str
+    version_added: 0.2.0
   certificate:
     description:
-      - Path of the PEM certificate to import (for example C(issued/server.crt)). Required with O(state=present),
-        unless O(certificates) is given.
+      - Own files - path of the PEM certificate to import when it is in no PKI. Requires O(private_key),
+        O(certificate_chain), O(name) and O(pki_dir).
+      - Leave it unset to import the certificate O(name) of O(pki_dir).
     type: path
   private_key:
     description:
-      - Path of its private key. Required with O(state=present), unless O(certificates) is given.
+      - Own files - path of the private key of O(certificate).
     type: path
   private_key_passphrase:
     description:
@@ -61,37 +89,33 @@ options:
   certificate_chain:
     description:
       - Path of the PEM chain - the CA certificate (C(ca.crt)), intermediates first, root last, leaf excluded.
-        Required with O(state=present).
+      - Required with O(certificate). From a PKI it defaults to the PKI's C(ca.crt).
     type: path
   certificate_arn:
     description:
       - Import into (or delete) this ARN. Without it the module finds the ARN itself (see the description).
     type: str
-  name:
-    description:
-      - Name of the certificate in the ARN record and the C(clientvpn.pki:name) tag.
-      - Defaults to the certificate's file name without its extension (C(server) for C(issued/server.crt)).
-        Required with O(state=absent) unless O(certificate_arn) is given.
-    type: str
   certificates:
     description:
       - Many certificates in one module run (client certificates, typically), instead of O(certificate),
         O(private_key), O(private_key_passphrase), O(certificate_arn) and O(name). The other options apply to all.
+      - Items with a name only are certificates of O(pki_dir); items with O(certificates[].certificate) and
+        O(certificates[].private_key) are own files. One task holds one kind.
       - All are validated before the first API call, the ARN record is read once, and each certificate then costs
         only its own API calls (ACM has no batch import, and throttles ImportCertificate, so they are made one after
         another). Each import is recorded as soon as it is done.
-      - They must all belong to one PKI (O(pki_dir)).
+      - Their ARNs are recorded in O(pki_dir).
     type: list
     elements: dict
     suboptions:
       name:
-        description: As O(name). Defaults to the certificate's file name without its extension; names must differ.
+        description: As O(name); names must differ.
         type: str
       certificate:
-        description: As O(certificate). Required with O(state=present).
+        description: As O(certificate) (own files).
         type: path
       private_key:
-        description: As O(private_key). Required with O(state=present).
+        description: As O(private_key) (own files).
         type: path
       private_key_passphrase:
         description: As O(private_key_passphrase).
@@ -99,12 +123,6 @@ options:
       certificate_arn:
         description: As O(certificate_arn).
         type: str
-  pki_dir:
-    description:
-      - Directory in which the ARN is recorded (C(acm-certificates.json)).
-      - Defaults to the easy-rsa PKI of O(certificate) (the parent of C(issued/)), else the certificate's directory.
-        Required with O(state=absent) unless O(certificate_arn) is given.
-    type: path
   type:
     description:
       - V(server) checks the server rules (DNS SAN, serverAuth); V(client) only the common ones.
@@ -139,11 +157,10 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Import the server certificate with its CA, as aws acm import-certificate does
+- name: Import the server certificate of the PKI with its CA, as aws acm import-certificate does
   clientvpn.pki.vpn_acm_import:
-    certificate: /srv/clientvpn/pki/issued/server.crt
-    private_key: /srv/clientvpn/pki/private/server.key
-    certificate_chain: /srv/clientvpn/pki/ca.crt
+    pki_dir: /srv/clientvpn/pki
+    name: server
     region: eu-west-1
     tags:
       Project: client-vpn
@@ -151,9 +168,8 @@ EXAMPLES = r"""
 
 - name: Re-import a renewed certificate into the ARN the endpoint uses
   clientvpn.pki.vpn_acm_import:
-    certificate: /srv/clientvpn/pki/issued/server.crt
-    private_key: /srv/clientvpn/pki/private/server.key
-    certificate_chain: /srv/clientvpn/pki/ca.crt
+    pki_dir: /srv/clientvpn/pki
+    name: server
     certificate_arn: arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012
     region: eu-west-1
 
@@ -165,22 +181,26 @@ EXAMPLES = r"""
   block:
     - name: Import a client certificate (only needed when its CA differs from the server's)
       clientvpn.pki.vpn_acm_import:
-        certificate: /srv/clientvpn/pki/issued/client1.domain.tld.crt
-        private_key: /srv/clientvpn/pki/private/client1.domain.tld.key
-        certificate_chain: /srv/clientvpn/pki/ca.crt
+        pki_dir: /srv/clientvpn/pki
+        name: client1.domain.tld
         type: client
 
 - name: Import every client certificate in one module run
   clientvpn.pki.vpn_acm_import:
-    certificates:
-      - certificate: /srv/clientvpn/pki/issued/alice.example.com.crt
-        private_key: /srv/clientvpn/pki/private/alice.example.com.key
-      - certificate: /srv/clientvpn/pki/issued/bob.example.com.crt
-        private_key: /srv/clientvpn/pki/private/bob.example.com.key
-    certificate_chain: /srv/clientvpn/pki/ca.crt
+    pki_dir: /srv/clientvpn/pki
+    names: [alice.example.com, bob.example.com]
     type: client
     region: eu-west-1
   register: clients_acm
+
+- name: Import a certificate of your own, in no PKI - its files, and the name and directory its ARN is recorded under
+  clientvpn.pki.vpn_acm_import:
+    certificate: /srv/vpn-certs/vpn.example.com.crt
+    private_key: /srv/vpn-certs/vpn.example.com.key
+    certificate_chain: /srv/vpn-certs/chain.pem
+    name: vpn.example.com
+    pki_dir: /srv/vpn-certs
+    region: eu-west-1
 
 - name: Delete the server certificate from ACM
   clientvpn.pki.vpn_acm_import:
@@ -193,20 +213,20 @@ EXAMPLES = r"""
 RETURN = r"""
 certificate_arn:
   description: ARN of the certificate in ACM. Null in check mode before a first import, and when nothing was found to delete.
-  returned: success, without O(certificates)
+  returned: success, without O(certificates) or O(names)
   type: str
   sample: arn:aws:acm:eu-west-1:123456789012:certificate/12345678-1234-1234-1234-123456789012
 action:
   description: What was done (or, in check mode, would be).
-  returned: success, without O(certificates)
+  returned: success, without O(certificates) or O(names)
   type: str
   choices: [imported, reimported, unchanged, deleted]
   sample: imported
 certificates:
   description:
-    - With O(certificates), the result of each certificate by name - C(certificate_arn), C(action), C(changed),
+    - With O(certificates) or O(names), the result of each certificate by name - C(certificate_arn), C(action), C(changed),
       C(serial), C(not_after), C(domain), C(tags), as returned for one certificate.
-  returned: with O(certificates)
+  returned: with O(certificates) or O(names)
   type: dict
   sample:
     alice.example.com:
@@ -221,27 +241,27 @@ region:
   sample: eu-west-1
 name:
   description: The name under which the ARN is recorded and tagged.
-  returned: success, without O(certificates)
+  returned: success, without O(certificates) or O(names)
   type: str
   sample: server
 serial:
   description: Serial number of the local certificate, upper-case hex.
-  returned: when O(state=present), without O(certificates)
+  returned: when O(state=present), without O(certificates) or O(names)
   type: str
   sample: F7D1FB8D1FD51DFBFEE8D31C98795DF1
 not_after:
   description: End of validity of the local certificate (ISO 8601, UTC).
-  returned: when O(state=present), without O(certificates)
+  returned: when O(state=present), without O(certificates) or O(names)
   type: str
   sample: "2029-02-26T20:06:30+00:00"
 domain:
   description: The certificate's domain (first DNS SAN, else the CN).
-  returned: when O(state=present), without O(certificates)
+  returned: when O(state=present), without O(certificates) or O(names)
   type: str
   sample: server
 tags:
   description: The tags the certificate carries after the run.
-  returned: when O(state=present), without O(certificates)
+  returned: when O(state=present), without O(certificates) or O(names)
   type: dict
   sample: {"clientvpn.pki:name": "server", "clientvpn.pki:ca-sha256": "9f86d0...", "Project": "client-vpn"}
 api_calls:
@@ -254,7 +274,7 @@ api_calls:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.clientvpn.pki.plugins.module_utils.acm import from_params
-from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC, build_client
+from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC, connector
 from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
 
 
@@ -266,6 +286,7 @@ def main():
         certificate_chain=dict(type="path"),
         certificate_arn=dict(type="str"),
         name=dict(type="str"),
+        names=dict(type="list", elements="str"),
         certificates=dict(
             type="list",
             elements="dict",
@@ -284,13 +305,14 @@ def main():
         state=dict(type="str", default="present", choices=["present", "absent"]),
     )
     argument_spec.update(AWS_ARGUMENT_SPEC)
+    one_certificate = ("certificate", "private_key", "private_key_passphrase", "certificate_arn", "name")
     module = AnsibleModule(
         argument_spec=argument_spec,
-        mutually_exclusive=[("certificates", key) for key in ("certificate", "private_key", "private_key_passphrase", "certificate_arn", "name")],
-        required_if=[("state", "present", ("certificate_chain",))],
+        mutually_exclusive=[(many, key) for many in ("certificates", "names") for key in one_certificate] + [("certificates", "names")],
         supports_check_mode=True,
     )
-    run_backend(module, lambda: from_params(module, lambda: build_client("acm", module.params)), needs_boto3=True)
+    params = module.params
+    run_backend(module, lambda: from_params(params, module.check_mode, connector("acm", params)), needs_boto3=True)
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ changes:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC
+from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC, connector
 from ansible_collections.clientvpn.pki.plugins.module_utils.client_profiles import ClientProfiles, load_configuration
 from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
 
@@ -133,7 +133,7 @@ def main():
     params = module.params
     run_backend(
         module,
-        lambda: ClientProfiles(module, params["pki_dir"], params["names"], params["dest"], load_configuration(params, module.check_mode)),
+        lambda: ClientProfiles(params["pki_dir"], params["names"], params["dest"], load_configuration(params, module.check_mode, connector("ec2", params))),
         needs_boto3=bool(params["client_vpn_endpoint_id"]),
     )
 

@@ -87,7 +87,7 @@ status:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC, build_client
+from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC, connector
 from ansible_collections.clientvpn.pki.plugins.module_utils.endpoint_crl import EndpointCrl
 from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
 
@@ -102,7 +102,7 @@ def main():
     params = module.params
     run_backend(
         module,
-        lambda: EndpointCrl(build_client("ec2", params), params["client_vpn_endpoint_id"], params["crl"]),
+        lambda: EndpointCrl(connector("ec2", params), params["client_vpn_endpoint_id"], params["crl"]),
         needs_boto3=True,
     )
 

@@ -12,6 +12,9 @@ version_added: 0.1.0
 description:
   - Step 6 of the AWS Client VPN mutual authentication procedure - create the custom folder and copy
     C(ca.crt), the server certificate and key, and the client certificates and keys into it.
+  - The files come by name from an easy-rsa PKI - O(pki_dir) and O(names), the PKI's layout gives
+    C(ca.crt), C(issued/<name>.crt) and C(private/<name>.key) - or as paths (O(certificates), O(private_keys)),
+    or both.
   - The folder is mode 0700, keys 0600, certificates 0644. Files are written atomically.
   - Every file is compared and copied in one module run, so hundreds of clients cost one task.
   - Files on the managed host are copied there; nothing passes through the controller.
@@ -45,22 +48,45 @@ options:
       - The staging folder. Created with mode 0700 when missing.
     type: path
     required: true
+  pki_dir:
+    description:
+      - An easy-rsa PKI directory to stage files of, picked by O(pki_files) - its C(ca.crt), and the certificate
+        and key of each of O(names).
+    type: path
+    version_added: 0.2.0
+  names:
+    description:
+      - Names of certificates in O(pki_dir) (the server's and the clients') whose C(issued/<name>.crt)
+        and C(private/<name>.key) to stage. Requires O(pki_dir).
+    type: list
+    elements: str
+    version_added: 0.2.0
+  pki_files:
+    description:
+      - Which files of O(pki_dir) to stage - V(ca_certificate) (C(ca.crt)), V(certificate) (C(issued/<name>.crt) of
+        each of O(names), mode 0644) and V(private_key) (C(private/<name>.key) of each, mode 0600).
+    type: list
+    elements: str
+    choices: [ca_certificate, certificate, private_key]
+    default: [ca_certificate, certificate, private_key]
+    version_added: 0.2.0
   certificates:
     description:
-      - Certificate files to copy (mode 0644).
+      - Certificate files to copy (mode 0644), by path; staged with the files of O(pki_dir), if any.
     type: list
     elements: path
     default: []
   private_keys:
     description:
-      - Private key files to copy (mode 0600). Their content is never logged nor returned.
+      - Private key files to copy (mode 0600), by path. Their content is never logged nor returned.
     type: list
     elements: path
     default: []
   prune:
     description:
       - Remove the files recorded in the manifest that are not among this run's O(certificates) and
-        O(private_keys) (for example the key and certificate of a client dropped from the list).
+        O(private_keys), nor among the files of O(pki_dir) and O(names) (for example the key and certificate of a
+        client dropped from the list).
       - Only files this module staged, still holding what it wrote, are removed.
     type: bool
     default: false
@@ -79,7 +105,15 @@ seealso:
 """
 
 EXAMPLES = r"""
-- name: Stage what the seed procedure copies by hand
+- name: Stage what the seed procedure copies by hand - ca.crt, and each name's certificate and key
+  clientvpn.pki.vpn_stage:
+    dest: ~/custom_folder
+    pki_dir: /srv/clientvpn/pki
+    names: [server, client1.domain.tld]
+    # A client dropped from the names above: its staged key and certificate go.
+    prune: true
+
+- name: The same, by path
   clientvpn.pki.vpn_stage:
     dest: ~/custom_folder
     certificates:
@@ -89,7 +123,6 @@ EXAMPLES = r"""
     private_keys:
       - /srv/clientvpn/pki/private/server.key
       - /srv/clientvpn/pki/private/client1.domain.tld.key
-    # A client dropped from the lists above: its staged key and certificate go.
     prune: true
 
 - name: A client was revoked - take its key and certificate out of the folder
@@ -138,26 +171,26 @@ left_alone:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
-from ansible_collections.clientvpn.pki.plugins.module_utils.staging import StagingFolder
+from ansible_collections.clientvpn.pki.plugins.module_utils.staging import PKI_FILES, from_params
 
 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
             dest=dict(type="path", required=True),
+            pki_dir=dict(type="path"),
+            names=dict(type="list", elements="str"),
+            pki_files=dict(type="list", elements="str", choices=list(PKI_FILES), default=list(PKI_FILES)),
             certificates=dict(type="list", elements="path", default=[]),
             # paths, not key material
             private_keys=dict(type="list", elements="path", default=[], no_log=False),
             prune=dict(type="bool", default=False),
             remove=dict(type="list", elements="str", default=[]),
         ),
+        required_by={"names": "pki_dir"},
         supports_check_mode=True,
     )
-    params = module.params
-    run_backend(
-        module,
-        lambda: StagingFolder(module, params["dest"], params["certificates"], params["private_keys"], prune=params["prune"], remove=params["remove"]),
-    )
+    run_backend(module, lambda: from_params(module.params))
 
 
 if __name__ == "__main__":

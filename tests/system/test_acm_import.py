@@ -1,6 +1,8 @@
 """vpn_acm_import against a real HTTP ACM endpoint on 127.0.0.1 (moto's server):
 check mode, real, check mode, real; re-import into the same ARN; delete.
-The endpoint's own request log counts the API calls."""
+The endpoint's own request log counts the API calls. Both modes: certificates of
+a PKI by name (pki_dir, name / names), and a user's own files by path.
+Wall time: about 40 s."""
 
 import os
 
@@ -10,7 +12,10 @@ WRITES = {"ImportCertificate", "AddTagsToCertificate", "RemoveTagsFromCertificat
 
 
 def _args(pki, endpoint, **extra):
+    """Own files: the paths, with the name and the directory the ARN is recorded under (never guessed from a path)."""
     args = {
+        "name": "server",
+        "pki_dir": pki,
         "certificate": os.path.join(pki, "issued", "server.crt"),
         "private_key": os.path.join(pki, "private", "server.key"),
         "certificate_chain": os.path.join(pki, "ca.crt"),
@@ -113,10 +118,11 @@ def test_no_credentials_and_no_region_are_named(ca, local_acm, monkeypatch):
 def _client_list(pki, endpoint, names, **extra):
     args = {
         "certificates": [
-            {"certificate": os.path.join(pki, "issued", name + ".crt"), "private_key": os.path.join(pki, "private", name + ".key")}
+            {"name": name, "certificate": os.path.join(pki, "issued", name + ".crt"), "private_key": os.path.join(pki, "private", name + ".key")}
             for name in names
         ],
         "certificate_chain": os.path.join(pki, "ca.crt"),
+        "pki_dir": pki,
         "type": "client",
         "region": "eu-west-1",
         "endpoint_url": endpoint.url,
@@ -172,3 +178,66 @@ def test_a_list_of_client_certificates_in_one_run(ca, local_acm):
     deleted = ok("vpn_acm_import", absent)
     assert set(result["action"] for result in deleted["certificates"].values()) == {"deleted"}
     assert ok("vpn_acm_import", absent)["changed"] is False
+
+
+def _by_name(pki, endpoint, **extra):
+    """From the PKI: pki_dir and name(s); the certificate, key and ca.crt come from its layout."""
+    return dict({"pki_dir": pki, "region": "eu-west-1", "endpoint_url": endpoint.url}, **extra)
+
+
+def test_certificates_of_the_pki_by_name(ca, local_acm, tmp_path):
+    clients = ["alice.example.com", "bob.example.com"]
+    # Check mode of a whole play from an empty folder: nothing issued yet, every certificate would be imported.
+    empty = str(tmp_path / "not-built-yet")
+    planned = ok("vpn_acm_import", _by_name(empty, local_acm, names=clients, type="client"), check_mode=True)
+    assert planned["changed"] is True and not os.path.exists(empty)
+    assert dict((name, result["action"]) for name, result in planned["certificates"].items()) == dict.fromkeys(clients, "imported")
+    assert ok("vpn_acm_import", _by_name(empty, local_acm, name="server"), check_mode=True)["action"] == "imported"
+    assert not WRITES & set(local_acm.requests())
+
+    ok("vpn_cert", {"pki_dir": ca, "name": ["server"], "type": "server"})
+    ok("vpn_cert", {"pki_dir": ca, "name": clients, "type": "client"})
+    # A name not issued fails a real run before any API call, naming the file and how to make it.
+    missing = failed("vpn_acm_import", _by_name(ca, local_acm, names=clients + ["carol.example.com"], type="client"))
+    assert os.path.join(ca, "issued", "carol.example.com.crt") in missing and "vpn_cert" in missing
+    assert local_acm.requests() == []
+
+    server = ok("vpn_acm_import", _by_name(ca, local_acm, name="server", tags={"Project": "client-vpn"}))
+    assert (server["action"], server["name"], server["domain"]) == ("imported", "server", "server")
+    acm_held = local_acm.requests().count("ImportCertificate")
+    # The same certificate as own files, under the same name and pki_dir: the recorded ARN, nothing imported.
+    own = ok("vpn_acm_import", _args(ca, local_acm))
+    assert (own["action"], own["certificate_arn"], own["api_calls"]) == ("unchanged", server["certificate_arn"], {"read": 1, "write": 0})
+    again = ok("vpn_acm_import", _by_name(ca, local_acm, name="server", tags={"Project": "client-vpn"}))
+    assert (again["changed"], again["certificate_arn"], again["api_calls"]) == (False, server["certificate_arn"], {"read": 1, "write": 0})
+
+    first = ok("vpn_acm_import", _by_name(ca, local_acm, names=clients, type="client"))
+    assert sorted(first["certificates"]) == clients
+    assert set(result["action"] for result in first["certificates"].values()) == {"imported"}
+    assert local_acm.requests().count("ImportCertificate") == acm_held + len(clients)
+    seen = len(local_acm.requests())
+    second = ok("vpn_acm_import", _by_name(ca, local_acm, names=clients, type="client"))
+    assert second["changed"] is False and second["api_calls"] == {"read": len(clients), "write": 0}
+    assert local_acm.requests()[seen:] == ["GetCertificate"] * len(clients)
+    # The chain sent is the PKI's ca.crt.
+    import boto3  # pylint: disable=import-outside-toplevel
+    acm = boto3.client("acm", region_name="eu-west-1", endpoint_url=local_acm.url)
+    chain = acm.get_certificate(CertificateArn=first["certificates"]["bob.example.com"]["certificate_arn"])["CertificateChain"]
+    with open(os.path.join(ca, "ca.crt")) as handle:
+        assert chain.strip().startswith(handle.read().strip())
+
+
+def test_own_files_name_their_record_and_the_modes_do_not_mix(ca, local_acm):
+    ok("vpn_cert", {"pki_dir": ca, "name": ["server"], "type": "server"})
+    # Earlier versions guessed name and pki_dir from the path; now the error says what to give.
+    for unnamed in (dict(name=None), dict(pki_dir=None)):
+        args = dict((key, value) for key, value in _args(ca, local_acm, **unnamed).items() if value is not None)
+        message = failed("vpn_acm_import", args)
+        assert "need name and pki_dir" in message and "name=server" in message, message
+    message = failed("vpn_acm_import", _by_name(ca, local_acm))
+    assert "needs pki_dir and name" in message and "certificate_chain" in message
+    assert "mutually exclusive" in failed("vpn_acm_import", _by_name(ca, local_acm, names=["server"], certificate=os.path.join(ca, "x.crt")))
+    no_chain = dict((key, value) for key, value in _args(ca, local_acm).items() if key != "certificate_chain")
+    assert "certificate_chain is required" in failed("vpn_acm_import", no_chain)
+    assert "'../server'" in failed("vpn_acm_import", _by_name(ca, local_acm, name="../server"))
+    assert local_acm.requests() == []

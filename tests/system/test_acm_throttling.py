@@ -125,10 +125,10 @@ throttle_always = proxy_fixture(None)
 
 
 def import_args(pki, endpoint_url):
+    """The server certificate of the PKI, by name."""
     return {
-        "certificate": os.path.join(pki, "issued", "server.crt"),
-        "private_key": os.path.join(pki, "private", "server.key"),
-        "certificate_chain": os.path.join(pki, "ca.crt"),
+        "pki_dir": pki,
+        "name": "server",
         "region": REGION,
         "endpoint_url": endpoint_url,
     }

@@ -1,10 +1,17 @@
 """The lifecycle playbooks end to end: renew_server (into the same ACM ARN, on
 moto's HTTP server), revoke_client (index, CRL, openssl's verdict) and
-client_profiles; each role in check mode, real, check mode, real."""
+client_profiles; each role in check mode, real, check mode, real. Then the one AWS
+connection every role takes (aws_region, aws_endpoint_url; the role-prefixed
+variables override it). Wall time: about 2 min (2 cores shared)."""
 
+import base64
 import json
 import os
 import stat
+import sys
+import urllib.parse
+
+import yaml
 
 from conftest import openssl, playbook, recap
 
@@ -150,3 +157,69 @@ def test_client_profiles_inline_certificate_and_key(tmp_path):
         assert cert.strip() == (pki / "issued" / (name + ".crt")).read_text().strip()
         key = profile.split("<key>\n")[1].split("</key>")[0]
         assert key.strip() == (pki / "private" / (name + ".key")).read_text().strip()
+
+
+ENDPOINT_ID = "cvpn-endpoint-0123456789abcdef0"
+
+
+def _recorded_requests(endpoint):
+    """(ACM operation or EC2 action, region of the request's signature, ClientVpnEndpointId) of each AWS
+    request moto received (its recording: one JSON line per request; moto-api calls carry no signature)."""
+    requests = []
+    with open(endpoint.recording) as handle:
+        for line in handle:
+            record = json.loads(line)
+            headers = record.get("headers", {})
+            if "Credential=" not in headers.get("Authorization", ""):
+                continue
+            region = headers["Authorization"].split("Credential=", 1)[1].split("/")[2]
+            body = record.get("body") or ""
+            if record.get("body_encoded"):
+                body = base64.b64decode(body).decode("ascii", "replace")
+            fields = urllib.parse.parse_qs(body) if "X-Amz-Target" not in headers else {}
+            action = headers.get("X-Amz-Target", "").split(".")[-1] or fields.get("Action", [""])[0]
+            requests.append((action, region, fields.get("ClientVpnEndpointId", [None])[0]))
+    return requests
+
+
+def test_one_aws_connection_for_every_role(tmp_path, local_acm):
+    """aws_region and aws_endpoint_url, set once, reach every role that talks to AWS (module_defaults of
+    group/clientvpn.pki.aws); acm_region / crl_region still override them for their role."""
+    connection = ["-e", "aws_region=eu-west-1", "-e", "aws_endpoint_url=%s" % local_acm.url]
+    playbook(["clientvpn.pki.mutual_auth", "-e", "stage_dir=%s" % (tmp_path / "stage"), "-e", "acm_import_clients=true"]
+             + connection + _common(tmp_path))
+    arns = json.loads((tmp_path / "stage" / "acm-arns.json").read_text())
+    assert arns["region"] == "eu-west-1" and sorted(arns["clients"]) == sorted(CLIENTS)
+    assert arns["server"]["certificate_arn"].startswith("arn:aws:acm:eu-west-1:")
+
+    # renew_server: aws_region says us-east-1, acm_region overrides it: the same ARN in eu-west-1.
+    playbook(["clientvpn.pki.renew_server", "-e", "aws_region=us-east-1", "-e", "acm_region=eu-west-1",
+              "-e", "aws_endpoint_url=%s" % local_acm.url] + _common(tmp_path))
+    record = json.loads((tmp_path / "pki" / "acm-certificates.json").read_text())
+    assert sorted(record) == ["eu-west-1"] and record["eu-west-1"]["server"]["arn"] == arns["server"]["certificate_arn"]
+    assert local_acm.requests().count("ImportCertificate") == len(CLIENTS) + 2
+    assert set(region for action, region, dummy in _recorded_requests(local_acm)) == {"eu-west-1"}
+
+    # The crl and profiles roles call EC2 Client VPN, which moto does not implement (HTTP 500): each call is
+    # rescued, and the request moto received shows the endpoint and region the role used.
+    pki = str(tmp_path / "pki")
+    rescue = [{"ansible.builtin.assert": {"that": ["ansible_failed_result.msg is search('500 Internal Server Error')"]}}]
+    play = [{
+        "name": "The AWS roles with one connection", "hosts": "localhost", "gather_facts": False, "connection": "local",
+        "vars": {"ansible_python_interpreter": sys.executable},
+        "tasks": [
+            {"name": "Publish the CRL", "rescue": rescue, "block": [{"ansible.builtin.include_role": {"name": "clientvpn.pki.crl"},
+             "vars": {"crl_pki_dir": pki, "crl_client_vpn_endpoint_id": ENDPOINT_ID, "crl_region": "eu-central-1"}}]},
+            {"name": "Write the profiles", "rescue": rescue, "block": [{"ansible.builtin.include_role": {"name": "clientvpn.pki.profiles"},
+             "vars": {"profiles_pki_dir": pki, "profiles_names": CLIENTS[:1], "profiles_dest": str(tmp_path / "profiles"),
+                      "profiles_client_vpn_endpoint_id": ENDPOINT_ID}}]},
+        ],
+    }]
+    path = tmp_path / "aws-roles.yml"
+    path.write_text(yaml.safe_dump(play, sort_keys=False))
+    seen = len(_recorded_requests(local_acm))
+    ran = playbook([str(path), "-e", "aws_region=us-east-2", "-e", "aws_endpoint_url=%s" % local_acm.url])
+    assert recap(ran.stdout)["rescued"] == 2
+    ec2 = set(_recorded_requests(local_acm)[seen:])
+    assert ec2 == {("ExportClientVpnClientCertificateRevocationList", "eu-central-1", ENDPOINT_ID),
+                   ("ExportClientVpnClientConfiguration", "us-east-2", ENDPOINT_ID)}

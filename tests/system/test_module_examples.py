@@ -40,6 +40,7 @@ import base64
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 import urllib.parse
@@ -127,6 +128,15 @@ def _easyrsa_pki(scratch):
         assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def _pki_and_own_files(scratch):
+    """/srv/clientvpn/pki with the server and the clients, and the example's own files in /srv/vpn-certs (a copy of the server's)."""
+    pki = _pki(scratch, clients=CLIENTS, server=True)
+    own = os.path.join(scratch, "srv", "vpn-certs")
+    os.makedirs(own)
+    for source, target in (("issued/server.crt", "vpn.example.com.crt"), ("private/server.key", "vpn.example.com.key"), ("ca.crt", "chain.pem")):
+        shutil.copyfile(os.path.join(pki, source), os.path.join(own, target))
+
+
 def _profiles_config(scratch):
     pki = _pki(scratch, clients=CLIENTS[:2])
     with open(os.path.join(pki, "ca.crt")) as handle:
@@ -137,7 +147,7 @@ def _profiles_config(scratch):
 
 # module -> what its example takes for granted, made in the scratch folder
 PREPARE = {
-    "vpn_acm_import": lambda scratch: _pki(scratch, clients=CLIENTS, server=True),
+    "vpn_acm_import": _pki_and_own_files,
     "vpn_ca": _easyrsa_pki,
     "vpn_cert": _pki_and_encrypted_ca,
     "vpn_client_profiles": _profiles_config,

@@ -2,7 +2,7 @@
 staged is recorded in .clientvpn-stage.json with a sha256; prune and remove
 delete only those files, unedited; everything else is left and reported.
 Check mode reports the same and writes nothing. The module runs as AnsiballZ
-runs it, on real files. Wall time: about 3 s."""
+runs it, on real files; files given by path, or by name from a PKI. Wall time: about 10 s."""
 
 import json
 import os
@@ -127,3 +127,42 @@ def test_remove_refuses_what_is_not_a_staged_file_name(tmp_path):
         message = failed("vpn_stage", _stage_args(dest, source, ["ca.crt"], remove=[name]))
         assert expected in message, message
     assert snapshot(str(tmp_path)) == before
+
+
+def test_files_by_name_from_the_pki(ca, tmp_path):
+    """pki_dir and names: ca.crt and each name's certificate and key, found in the PKI's layout."""
+    dest = tmp_path / "custom_folder"
+    by_name = {"dest": str(dest), "pki_dir": ca, "names": ["server", "client1.domain.tld", "alice.example.com"], "prune": True}
+    # Check mode of a whole play from an empty folder: what an earlier task would issue counts as copied.
+    empty = dict(by_name, pki_dir=str(tmp_path / "not-built-yet"))
+    planned = ok("vpn_stage", empty, check_mode=True)
+    assert planned["changed"] and set(planned["files"].values()) == {"copied"} and len(planned["files"]) == 7
+    assert not dest.exists() and not (tmp_path / "not-built-yet").exists()
+
+    ok("vpn_cert", {"pki_dir": ca, "name": ["server"], "type": "server"})
+    ok("vpn_cert", {"pki_dir": ca, "name": ["client1.domain.tld", "alice.example.com"], "type": "client"})
+    staged = ok("vpn_stage", by_name)
+    expected = ["alice.example.com.crt", "alice.example.com.key", "ca.crt", "client1.domain.tld.crt", "client1.domain.tld.key",
+                "server.crt", "server.key"]
+    assert sorted(staged["files"]) == expected and set(staged["files"].values()) == {"copied"}
+    for name in expected:
+        source = "ca.crt" if name == "ca.crt" else os.path.join("private" if name.endswith(".key") else "issued", name)
+        with open(os.path.join(ca, source), "rb") as handle:
+            assert (dest / name).read_bytes() == handle.read(), name
+        assert stat.S_IMODE(os.stat(dest / name).st_mode) == (0o600 if name.endswith(".key") else 0o644)
+    assert ok("vpn_stage", by_name)["changed"] is False
+
+    # alice dropped from the names: her files leave the folder; only the certificates asked for with pki_files.
+    fewer = dict(by_name, names=["server", "client1.domain.tld"])
+    pruned = ok("vpn_stage", fewer)
+    assert pruned["removed"] == ["alice.example.com.crt", "alice.example.com.key"]
+    certificates_only = ok("vpn_stage", dict(fewer, pki_files=["certificate"]), check_mode=True)
+    assert sorted(certificates_only["files"]) == ["client1.domain.tld.crt", "server.crt"]
+    assert certificates_only["removed"] == ["ca.crt", "client1.domain.tld.key", "server.key"]
+
+    assert "pki_dir" in failed("vpn_stage", {"dest": str(dest), "names": ["server"]})
+    assert "'ca'" in failed("vpn_stage", dict(by_name, names=["ca"]))
+    missing = failed("vpn_stage", dict(by_name, names=["server", "carol.example.com"]))
+    assert os.path.join(ca, "issued", "carol.example.com.crt") + " does not exist" in missing
+    assert sorted(os.listdir(dest)) == sorted(["ca.crt", "client1.domain.tld.crt", "client1.domain.tld.key", "server.crt", "server.key",
+                                               MANIFEST])

@@ -9,9 +9,12 @@ from __future__ import annotations
 import os
 import stat
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AwsError
 from ansible_collections.clientvpn.pki.plugins.module_utils.cert_issuer import CertificateIssuer
 from ansible_collections.clientvpn.pki.plugins.module_utils.client_profiles import ClientProfiles, base_configuration, load_configuration
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
@@ -95,13 +98,18 @@ def mode(path):
 def profiles(store, names, dest, configuration=ENDPOINT_CONFIG, check_mode=False):
     if isinstance(names, str):
         names = [names]
-    return ClientProfiles(store.module, store.root, names, dest, configuration).run(check_mode)
+    return ClientProfiles(store.root, names, dest, configuration).run(check_mode)
 
 
 def expected_profile(helpers, store, name, configuration=ENDPOINT_CONFIG):
     cert_pem = to_pem(x509_inspect.load_certificate(store.cert(name))).decode()
     key_pem = helpers.read(store.key(name)).decode()
     return "%s<cert>\n%s</cert>\n<key>\n%s</key>\n" % (configuration, cert_pem, key_pem)
+
+
+def no_aws():
+    """The connect function of a run that must not need AWS (a config_file)."""
+    pytest.fail("a config_file run asked for an AWS client")
 
 
 @pytest.fixture
@@ -232,12 +240,37 @@ def test_check_mode_without_the_configuration_yet(pki, helpers, dest, tmp_path):
     """A config_file an earlier task of the check run would download: every profile would be written."""
     helpers.issue(pki, "c1")
     params = {"config_file": str(tmp_path / "not-downloaded-yet.ovpn"), "client_vpn_endpoint_id": None}
-    assert load_configuration(params, check_mode=True) is None
+    assert load_configuration(params, True, no_aws) is None
     result = profiles(pki, ["c1"], dest, configuration=None, check_mode=True)
     assert (result["changed"], result["files"]) == (True, {"c1": "written"})
     assert not os.path.exists(dest)
     with pytest.raises(PkiError, match="not-downloaded-yet.ovpn cannot be read"):
-        load_configuration(params, check_mode=False)
+        load_configuration(params, False, no_aws)
+
+
+def test_configuration_from_a_file_or_exported_from_the_endpoint(tmp_path):
+    """A file needs no AWS client; an endpoint id asks connect() (aws.connector) once and makes the export call.
+    The EC2 Client VPN API has no local server: botocore's Stubber answers, and refuses any call not queued."""
+    path = tmp_path / "config.ovpn"
+    path.write_text(ENDPOINT_CONFIG)
+    assert load_configuration({"config_file": str(path), "client_vpn_endpoint_id": None}, False, no_aws) == ENDPOINT_CONFIG
+    ec2 = boto3.client("ec2", region_name="eu-west-1", aws_access_key_id="x", aws_secret_access_key="y")
+    connected = []
+
+    def connect():
+        connected.append(ec2)
+        return ec2
+
+    endpoint_id = "cvpn-endpoint-0123456789abcdef0"
+    with Stubber(ec2) as stubber:
+        stubber.add_response("export_client_vpn_client_configuration", {"ClientConfiguration": ENDPOINT_CONFIG}, {"ClientVpnEndpointId": endpoint_id})
+        stubber.add_client_error("export_client_vpn_client_configuration", "InvalidClientVpnEndpointId.NotFound", "no such endpoint",
+                                 expected_params={"ClientVpnEndpointId": endpoint_id})
+        assert load_configuration({"config_file": None, "client_vpn_endpoint_id": endpoint_id}, True, connect) == ENDPOINT_CONFIG
+        with pytest.raises(AwsError, match="InvalidClientVpnEndpointId.NotFound"):
+            load_configuration({"config_file": None, "client_vpn_endpoint_id": endpoint_id}, False, connect)
+        stubber.assert_no_pending_responses()
+    assert connected == [ec2, ec2]
 
 
 def test_check_mode_writes_nothing(pki, helpers, dest):

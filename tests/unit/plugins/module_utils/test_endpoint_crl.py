@@ -113,7 +113,7 @@ def local(tmp_path, signer):
 def test_same_crl_is_not_imported(ec2, local, transform, check_mode):
     path, pem = local
     ec2.export(transform(pem))
-    result = EndpointCrl(ec2.client, ENDPOINT, path).run(check_mode)
+    result = EndpointCrl(lambda: ec2.client, ENDPOINT, path).run(check_mode)
     ec2.stubber.assert_no_pending_responses()
     assert ec2.operations == ["ExportClientVpnClientCertificateRevocationList"]
     assert result["changed"] is False
@@ -132,7 +132,7 @@ def test_other_or_no_crl_is_imported(ec2, local, signer, held):
         held = make_crl(signer, [0x1001]).decode("ascii")
     ec2.export(held, status="pending" if held is None else "active")
     ec2.expect_import(pem)
-    result = EndpointCrl(ec2.client, ENDPOINT, path).run(False)
+    result = EndpointCrl(lambda: ec2.client, ENDPOINT, path).run(False)
     ec2.stubber.assert_no_pending_responses()
     assert ec2.operations == ["ExportClientVpnClientCertificateRevocationList", "ImportClientVpnClientCertificateRevocationList"]
     assert result["changed"] is True
@@ -145,7 +145,7 @@ def test_endpoint_without_crl_or_status(ec2, local):
     path, pem = local
     ec2.export(None, status=None)
     ec2.expect_import(pem)
-    result = EndpointCrl(ec2.client, ENDPOINT, path).run(False)
+    result = EndpointCrl(lambda: ec2.client, ENDPOINT, path).run(False)
     ec2.stubber.assert_no_pending_responses()
     assert result["action"] == "imported"
     assert result["status"] is None
@@ -154,7 +154,7 @@ def test_endpoint_without_crl_or_status(ec2, local):
 def test_check_mode_exports_only(ec2, local, signer):
     path, dummy = local
     ec2.export(make_crl(signer, [0x1001]).decode("ascii"))
-    result = EndpointCrl(ec2.client, ENDPOINT, path).run(True)
+    result = EndpointCrl(lambda: ec2.client, ENDPOINT, path).run(True)
     ec2.stubber.assert_no_pending_responses()
     assert ec2.operations == ["ExportClientVpnClientCertificateRevocationList"]
     assert result["changed"] is True
@@ -171,7 +171,7 @@ def test_unknown_endpoint(ec2, local):
         expected_params={"ClientVpnEndpointId": ENDPOINT},
     )
     with pytest.raises(AwsError) as caught:
-        EndpointCrl(ec2.client, ENDPOINT, path).run(False)
+        EndpointCrl(lambda: ec2.client, ENDPOINT, path).run(False)
     assert isinstance(caught.value, PkiError)
     message = str(caught.value)
     assert "InvalidClientVpnEndpointId.NotFound" in message
@@ -192,7 +192,7 @@ def test_import_error_is_reported(ec2, local, signer):
         expected_params={"ClientVpnEndpointId": ENDPOINT, "CertificateRevocationList": pem},
     )
     with pytest.raises(AwsError) as caught:
-        EndpointCrl(ec2.client, ENDPOINT, path).run(False)
+        EndpointCrl(lambda: ec2.client, ENDPOINT, path).run(False)
     assert "InvalidParameterValue" in str(caught.value) and IMPORT in str(caught.value)
     ec2.stubber.assert_no_pending_responses()
 
@@ -202,7 +202,7 @@ def test_expired_crl_is_refused(ec2, tmp_path, signer):
     path = tmp_path / "crl.pem"
     path.write_bytes(make_crl(signer, [0x1001], next_update_days=-1, last_update_days=-30))
     with pytest.raises(PkiError) as caught:
-        EndpointCrl(ec2.client, ENDPOINT, str(path)).run(False)
+        EndpointCrl(lambda: ec2.client, ENDPOINT, str(path)).run(False)
     assert "expired" in str(caught.value) and str(path) in str(caught.value)
     assert "vpn_crl" in str(caught.value)
     assert ec2.operations == []
@@ -212,7 +212,7 @@ def test_crl_over_client_vpn_limit_is_refused(ec2, tmp_path, huge_crl):
     path = tmp_path / "crl.pem"
     path.write_bytes(huge_crl)
     with pytest.raises(PkiError) as caught:
-        EndpointCrl(ec2.client, ENDPOINT, str(path)).run(False)
+        EndpointCrl(lambda: ec2.client, ENDPOINT, str(path)).run(False)
     assert "20001" in str(caught.value) and "20000" in str(caught.value)
     assert ec2.operations == []
 
@@ -223,7 +223,7 @@ def test_unreadable_crl_file_is_refused(ec2, tmp_path, content):
     if content is not None:
         path.write_bytes(content)
     with pytest.raises(PkiError) as caught:
-        EndpointCrl(ec2.client, ENDPOINT, str(path)).run(False)
+        EndpointCrl(lambda: ec2.client, ENDPOINT, str(path)).run(False)
     assert str(path) in str(caught.value)
     assert "vpn_crl" in str(caught.value)
     assert ec2.operations == []
