@@ -28,7 +28,7 @@ export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(VENV_BIN):$(PATH)
 
-.PHONY: help venv system-deps collection ansible-test-bootstrap sanity units lint \
+.PHONY: help venv venv-demo system-deps collection ansible-test-bootstrap sanity units lint \
 	integration system molecule module-docs module-docs-check changelog-check test demo benchmark clean
 
 help:
@@ -37,10 +37,18 @@ help:
 
 # --- environment -----------------------------------------------------------
 
+# `make demo` installs only what the demo runs (requirements-demo.txt); the tests add the
+# test and lint toolchain (requirements-dev.txt) on top.
+venv-demo: $(VENV)/.stamp-demo
+
 venv: $(VENV)/.stamp
 
-$(VENV)/.stamp: requirements.txt requirements-dev.txt
+$(VENV)/.stamp-demo: requirements.txt requirements-demo.txt
 	[[ -x $(VENV)/bin/python ]] || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -r requirements-demo.txt
+	touch $@
+
+$(VENV)/.stamp: $(VENV)/.stamp-demo requirements-dev.txt
 	$(VENV)/bin/python -m pip install --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
@@ -136,8 +144,10 @@ integration: venv collection
 	fi
 	echo "integration: $$ran target(s) passed"
 
+# Two workers: most of these tests wait on processes (ansible-playbook, openssl, OpenVPN), and
+# each uses its own tmp_path, ports and subnets. --durations shows where the time goes.
 system: venv collection system-deps
-	$(VENV_PY) -m pytest -p no:cacheprovider tests/system
+	$(VENV_PY) -m pytest -p no:cacheprovider -n 2 --durations=15 tests/system
 
 # The roles with molecule (default driver, localhost: no container engine) against a
 # local ACM endpoint started here: converge, idempotence, verify.
@@ -179,7 +189,7 @@ test: venv system-deps collection ansible-test-bootstrap module-docs-check chang
 # here and stopped at the end. Its state is recorded under $(DEMO_DIR)/local-acm and
 # replayed at the next start, so a second `make demo` finds what the first imported.
 # Against real AWS: ansible-playbook clientvpn.pki.mutual_auth -e aws_region=REGION
-demo: venv collection
+demo: venv-demo collection
 	acm_url="$$($(VENV_PY) tests/tools/local_acm.py start --state-dir $(DEMO_DIR)/local-acm)"
 	trap '$(VENV_PY) tests/tools/local_acm.py stop --state-dir $(DEMO_DIR)/local-acm' EXIT
 	echo "demo: local ACM endpoint at $$acm_url"

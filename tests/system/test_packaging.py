@@ -16,7 +16,7 @@ import pytest
 from conftest import collections_path, recap
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CLUTTER = ("tests/", "benchmarks/", "extensions/", "Makefile", ".ci/", "requirements-dev.txt", "demo/", ".venv/", ".build/",
+CLUTTER = ("tests/", "benchmarks/", "extensions/", "Makefile", ".ci/", "requirements-dev.txt", "requirements-demo.txt", "demo/", ".venv/", ".build/",
            "changelogs/fragments/", ".git/", "__pycache__", ".pyc", ".ansible-lint")
 
 
