@@ -36,8 +36,8 @@ description:
 author:
   - clientvpn.pki contributors (@clientvpn)
 requirements:
-  - boto3
-  - botocore
+  - boto3 >= 1.12.0
+  - botocore >= 1.15.0
   - cryptography >= 42.0
 attributes:
   check_mode:

@@ -20,7 +20,7 @@ description:
 author:
   - clientvpn.pki contributors (@clientvpn)
 requirements:
-  - boto3 and botocore, with O(client_vpn_endpoint_id)
+  - boto3 >= 1.12.0 and botocore >= 1.15.0, with O(client_vpn_endpoint_id)
 attributes:
   check_mode:
     support: full
