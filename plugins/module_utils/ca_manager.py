@@ -60,11 +60,11 @@ class CertificateAuthority(object):
         if not check_mode:
             store.ensure_dir(store.root)
         with store.locked(exclusive=not check_mode):
-            tidying, dummy = store.tidy(check_mode=True)
+            tidying = store.hygiene()
             plan = self._plan()
-            plan["changes"][:0] = tidying
+            plan["changes"][:0] = tidying.changes
             if not check_mode:
-                store.tidy(check_mode=False)
+                tidying.apply()
                 self._apply(plan)
         return self._result(plan)
 

@@ -64,7 +64,8 @@ class CertificateIssuer(object):
         if made_by_an_earlier_task(store.ca_cert, check_mode):
             return self._result([plan_without_ca(spec, store.ca_cert) for spec in self.specs], [])
         with store.locked(exclusive=not check_mode):
-            changes, keys_exposed = store.tidy(check_mode=True)
+            tidying = store.hygiene()
+            changes = tidying.changes
             self.ca_cert, self.ca_key = open_ca(store, self.ca_passphrase)
             entries = store.read_index()
             interrupted = finish_interrupted_revocations(store, entries)
@@ -72,9 +73,9 @@ class CertificateIssuer(object):
             rows = dict((entry.serial, entry) for entry in entries)
             planner = NamePlanner(store, self.ca_cert, self.renew_before_days, self.renew, rows, revoked_subjects(entries))
             plans = [planner.plan(spec) for spec in self.specs]
-            self._refuse(plans, entries, keys_exposed)
+            self._refuse(plans, entries, tidying.keys_exposed)
             if not check_mode and (changes or any(plan.changed for plan in plans)):
-                store.tidy(check_mode=False)
+                tidying.apply()
                 self._apply(plans, entries, rows, index_changed=bool(interrupted))
         return self._result(plans, changes)
 

@@ -117,23 +117,24 @@ class CertificateRevoker(object):
         if not os.path.exists(store.ca_cert) or not store.is_initialised():
             raise PkiError("%s holds no certificate authority: nothing to revoke." % store.root)
         with store.locked(exclusive=not check_mode):
-            changes, dummy = store.tidy(check_mode=True)
+            tidying = store.hygiene()
+            changes = tidying.changes
             # Every precondition before the first write: the CA key must open (the CRL that
             # follows needs it), so a wrong passphrase fails here, not after index.txt changed.
             ca_cert, dummy = open_ca(store, self.ca_passphrase)
             entries = store.read_index()
-            interrupted = finish_interrupted_revocations(store, entries)
+            completed_rows = finish_interrupted_revocations(store, entries)
             revocation = now_as_revocation_time(self.reason)
             results, moves = {}, []
             for name in self.names:
                 results[name] = self._revoke(name, ca_cert, entries, revocation, moves)
-            self._refuse_unknown(results, entries, set(entry.serial for entry in interrupted))
-            index_changed = bool(interrupted) or any(result["action"] == "revoked" for result in results.values())
-            interrupted = describe_completed(interrupted)
+            self._refuse_unknown(results, entries, set(entry.serial for entry in completed_rows))
+            index_changed = bool(completed_rows) or any(result["action"] == "revoked" for result in results.values())
+            interrupted = describe_completed(completed_rows)
             changes.extend(interrupted)
             changes.extend("%s %s" % (result["action"], name) for name, result in results.items() if result["action"] in ("revoked", "completed"))
             if changes and not check_mode:
-                store.tidy(check_mode=False)
+                tidying.apply()
                 if index_changed:
                     store.write_index(entries)
                 apply_moves(store, moves)

@@ -70,10 +70,10 @@ class CrlPublisher(object):
     def run(self, check_mode):
         store = self.store
         with store.locked(exclusive=not check_mode):
-            tidying, dummy = store.tidy(check_mode=True)
+            tidying = store.hygiene()
             ca_cert, ca_key = open_ca(store, self.ca_passphrase)
             if not check_mode:
-                store.tidy(check_mode=False)
+                tidying.apply()
             wanted = revoked_set(store.read_index())
             current = self._current(ca_cert)
             reasons = self._reasons(current, wanted)
@@ -86,7 +86,7 @@ class CrlPublisher(object):
             elif store.put(self.der_path, current.public_bytes(serialization.Encoding.DER), FILE_MODE, check_mode) != "unchanged":
                 # crl.der is derived from crl.pem: a missing or stale one is brought in step.
                 reasons.append("crl.der is not crl.pem in DER form")
-        return self._result(crl, wanted, tidying + reasons)
+        return self._result(crl, wanted, tidying.changes + reasons)
 
     def _current(self, ca_cert):
         if not os.path.exists(self.pem_path):

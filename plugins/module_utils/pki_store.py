@@ -126,8 +126,7 @@ class PkiStore(SafeFolder):
     def is_initialised(self):
         return os.path.isfile(self.index) and os.path.isfile(self.serial)
 
-    def tidy(self, check_mode, key_dirs=KEY_DIRS):
-        return super(PkiStore, self).tidy(check_mode, key_dirs)
+    key_dirs = KEY_DIRS
 
     # -- database --------------------------------------------------------------
     def read_index(self):

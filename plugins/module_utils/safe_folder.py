@@ -62,10 +62,11 @@ class SafeFolder(object):
     # -- locking -------------------------------------------------------------
     @contextlib.contextmanager
     def locked(self, exclusive=True):
-        """Hold a flock on the PKI directory itself (no lock file to leave behind).
+        """Hold a flock on the folder itself (no lock file to leave behind).
 
         Writers take it exclusively, check mode shares it, so two runs at once
-        never reuse a serial nor interleave index.txt rewrites.
+        never interleave their writes (in a PKI: never reuse a serial nor
+        interleave index.txt rewrites).
         """
         if not os.path.isdir(self.root):
             yield
@@ -102,9 +103,7 @@ class SafeFolder(object):
         for new in reversed(missing):
             os.mkdir(new, DIR_MODE)
             os.chmod(new, DIR_MODE)
-        target = missing[0] if missing else directory
-        if stat.S_IMODE(os.stat(target).st_mode) != DIR_MODE:
-            os.chmod(target, DIR_MODE)
+        self.ensure_mode(missing[0] if missing else directory, DIR_MODE)
 
     def read(self, path):
         with open(path, "rb") as handle:
@@ -161,8 +160,8 @@ class SafeFolder(object):
         """Rename within the PKI (the mode travels with the file); ``mode`` is set
         before the move, so a key never lands in its new folder readable by others."""
         self.ensure_dir(os.path.dirname(destination))
-        if mode is not None and self.mode_of(source) != mode:
-            os.chmod(source, mode)
+        if mode is not None:
+            self.ensure_mode(source, mode)
         os.replace(source, destination)
 
     def mode_of(self, path):
@@ -177,36 +176,32 @@ class SafeFolder(object):
         return True
 
     # -- hygiene -----------------------------------------------------------------
-    def tidy(self, check_mode, key_dirs=()):
-        """Before a run uses the folder (under the lock): the folder and its ``key_dirs`` are
-        closed to other users (0700), or refused when they belong to another user; the temp
-        files a killed run left are removed. Returns what it did (or would do) as short
-        sentences, and whether a key folder was writable by others (its keys cannot be trusted)."""
-        changes, keys_exposed = [], False
-        for directory in (self.root,) + tuple(self.path(d) for d in key_dirs):
+    # Folders under the root whose keys must stay private (PkiStore: private/, ...).
+    key_dirs = ()
+
+    def hygiene(self):
+        """Before a run uses the folder (under the lock): what must be tidied, found once.
+        The folder and its ``key_dirs`` that other users can enter are to be closed (0700),
+        or refused here when they belong to another user; the temp files a killed run left
+        are to be removed. ``Tidying.apply()`` does it, after the run's other checks."""
+        loose, keys_exposed = [], False
+        for directory in (self.root,) + tuple(self.path(d) for d in self.key_dirs):
             if not os.path.isdir(directory):
                 continue
             info = os.stat(directory)
-            loose = stat.S_IMODE(info.st_mode) & OTHERS
-            if not loose:
+            mode = stat.S_IMODE(info.st_mode)
+            if not mode & OTHERS:
                 continue
             if info.st_uid != os.geteuid():
                 raise PkiError(
                     "%s is mode %04o (other users can enter it) and belongs to uid %d, not to this user (uid %d): "
                     "it is not ours to fix. Have its owner run chmod 0700 on it, or run as its owner. "
-                    "Nothing was changed." % (directory, stat.S_IMODE(info.st_mode), info.st_uid, os.geteuid())
+                    "Nothing was changed." % (directory, mode, info.st_uid, os.geteuid())
                 )
-            if directory != self.root and loose & BY_OTHERS_WRITABLE:
+            if directory != self.root and mode & BY_OTHERS_WRITABLE:
                 keys_exposed = True
-            changes.append("set mode 0700 on %s (was %04o: other users could enter it)" % (directory, stat.S_IMODE(info.st_mode)))
-            if not check_mode:
-                os.chmod(directory, DIR_MODE)
-        for path in self.stray_temp_files():
-            changes.append("remove %s (left by an interrupted run)" % path)
-            if not check_mode:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-        return changes, keys_exposed
+            loose.append((directory, mode))
+        return Tidying(loose, self.stray_temp_files(), keys_exposed)
 
     def stray_temp_files(self):
         found = []
@@ -219,3 +214,26 @@ class SafeFolder(object):
     def owned_by_others(self, path):
         """True when ``path`` belongs to another user (a file we did not write)."""
         return os.stat(path).st_uid != os.geteuid()
+
+
+class Tidying(object):
+    """What ``SafeFolder.hygiene()`` found: folders to close, temp files to remove."""
+
+    def __init__(self, loose_dirs, temp_files, keys_exposed):
+        self.loose_dirs = loose_dirs  # [(directory, its mode)]
+        self.temp_files = temp_files
+        # a key folder others could write to: keys found there cannot be trusted
+        self.keys_exposed = keys_exposed
+
+    @property
+    def changes(self):
+        return [
+            "set mode 0700 on %s (was %04o: other users could enter it)" % (directory, mode) for directory, mode in self.loose_dirs
+        ] + ["remove %s (left by an interrupted run)" % path for path in self.temp_files]
+
+    def apply(self):
+        for directory, mode in self.loose_dirs:
+            os.chmod(directory, DIR_MODE)
+        for path in self.temp_files:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)

@@ -108,7 +108,10 @@ class StagingFolder(object):
     def _run(self, check_mode):
         folder = self.folder
         changes, actions, warnings = folder.prepare_root(check_mode), {}, []
-        changes.extend(folder.tidy(check_mode)[0])
+        tidying = folder.hygiene()
+        changes.extend(tidying.changes)
+        if not check_mode:
+            tidying.apply()
         recorded = self._read_manifest(warnings)
         manifest = {}
         for name, (source, mode) in sorted(self.files.items()):
