@@ -16,6 +16,21 @@ import sys
 import pytest
 
 EASYRSA_DIR = "/usr/share/easy-rsa"
+# What a Client VPN endpoint's "Download client configuration" gives (%s: its CA certificates).
+ENDPOINT_CONFIG = """client
+dev tun
+proto udp
+remote cvpn-endpoint-0123456789abcdef0.prod.clientvpn.eu-west-1.amazonaws.com 443
+remote-random-hostname
+resolv-retry infinite
+nobind
+remote-cert-tls server
+verify-x509-name server name
+cipher AES-256-GCM
+verb 3
+<ca>
+%s</ca>
+"""
 
 
 def collections_path():

@@ -13,25 +13,11 @@ import urllib.parse
 
 import yaml
 
-from conftest import openssl, playbook, recap
+from conftest import ENDPOINT_CONFIG, openssl, playbook, recap
 
 CLIENTS = ["client1.domain.tld", "alice.example.com", "bob.example.com"]
-BASE_CONFIG = """client
-dev tun
-proto udp
-remote cvpn-endpoint-0123456789abcdef0.prod.clientvpn.eu-west-1.amazonaws.com 443
-remote-random-hostname
-resolv-retry infinite
-nobind
-remote-cert-tls server
-verify-x509-name server name
-cipher AES-256-GCM
-verb 3
-<ca>
-%s</ca>
-cert stale.crt
-key stale.key
-"""
+# The endpoint's configuration with certificate and key options a profile must not keep.
+BASE_CONFIG = ENDPOINT_CONFIG + "cert stale.crt\nkey stale.key\n"
 
 
 def _common(tmp_path):

@@ -49,7 +49,7 @@ import warnings
 import pytest
 import yaml
 
-from conftest import collections_path, ok, playbook, recap, require
+from conftest import ENDPOINT_CONFIG, collections_path, ok, playbook, recap, require
 
 MODULES_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "plugins", "modules")
 MODULES = sorted(os.path.basename(path)[:-3] for path in glob.glob(os.path.join(MODULES_DIR, "vpn_*.py")))
@@ -72,19 +72,6 @@ EC2_TASKS = {
 }
 EXAMPLE_ENDPOINT_ID = "cvpn-endpoint-0123456789abcdef0"
 CLIENTS = ["client1.domain.tld", "alice.example.com", "bob.example.com"]
-DOWNLOADED_CONFIG = """client
-dev tun
-proto udp
-remote cvpn-endpoint-0123456789abcdef0.prod.clientvpn.eu-west-1.amazonaws.com 443
-remote-random-hostname
-resolv-retry infinite
-nobind
-remote-cert-tls server
-cipher AES-256-GCM
-verb 3
-<ca>
-%s</ca>
-"""
 
 
 def _examples(module):
@@ -142,7 +129,7 @@ def _profiles_config(scratch):
     with open(os.path.join(pki, "ca.crt")) as handle:
         ca_pem = handle.read()
     with open(os.path.join(scratch, "srv", "clientvpn", "downloaded-client-config.ovpn"), "w") as handle:
-        handle.write(DOWNLOADED_CONFIG % ca_pem)
+        handle.write(ENDPOINT_CONFIG % ca_pem)
 
 
 # module -> what its example takes for granted, made in the scratch folder

@@ -110,3 +110,11 @@ def test_both_paths_of_a_failed_rename_are_named(tmp_path):
 def test_backend_that_works_still_exits_normally(module_args, capsys):
     result = run_module(module_args, capsys, lambda: ReadsAFile(__file__))
     assert not result.get("failed") and result["size"] == os.path.getsize(__file__)
+
+
+def test_the_floor_checked_at_start_is_the_one_requirements_txt_declares():
+    """requirements.txt (what pip installs on the managed host) and the start-up check say the same."""
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "requirements.txt")
+    with open(path, encoding="ascii") as handle:
+        floors = [line.split("#", 1)[0].strip() for line in handle]
+    assert "cryptography>=%s" % MIN_CRYPTOGRAPHY_VERSION in floors
