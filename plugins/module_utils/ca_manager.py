@@ -27,11 +27,12 @@ EXPIRY_WARNING_DAYS = 180
 
 def open_ca(store, passphrase):
     """The CA certificate and key that sign, checked to belong together."""
-    if not (os.path.exists(store.ca_cert) and os.path.exists(store.ca_key) and store.is_initialised()):
+    if not (os.path.exists(store.ca_cert) and os.path.exists(store.ca_key)):
         raise PkiError(
             "%s holds no certificate authority (ca.crt, private/ca.key, index.txt, serial). "
             "Create it first with clientvpn.pki.vpn_ca." % store.root
         )
+    store.check_database()
     cert = x509_inspect.load_certificate(store.ca_cert)
     key, dummy = x509_inspect.load_private_key(store.ca_key, passphrase, "ca_passphrase", what="the CA passphrase", role_variable="pki_ca_passphrase")
     if not x509_inspect.key_matches(key, cert):
@@ -77,6 +78,8 @@ class CertificateAuthority(object):
             plan["action"] = "created"
             plan["changes"].append("create the CA %r (RSA %d)" % (self.common_name, self.key_size))
             return plan
+        if have_cert and not self.force:  # a replaced CA starts a new database
+            store.check_database()
         problems = self._problems(have_cert, have_key, plan)
         if problems:
             if not self.force:
@@ -153,6 +156,7 @@ class CertificateAuthority(object):
             "action": plan["action"],
             "changes": plan["changes"],
             "pki_dir": store.root,
+            "easyrsa_version": store.layout.version,
             "ca_certificate": store.ca_cert,
             "ca_private_key": store.ca_key,
             "backup_files": plan["backups"],

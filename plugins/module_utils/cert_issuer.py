@@ -5,9 +5,10 @@
 
 The plans come from ``cert_plan`` (what each name needs); here they are
 checked against what must never happen, then carried out. A renewed
-certificate's predecessor goes where easy-rsa 3.1 puts it,
+certificate's predecessor goes where easy-rsa renew puts it,
 ``renewed/issued/<name>.crt``; a certificate from another CA is backed up,
-with a warning.
+with a warning. In an easy-rsa 3.2 PKI with ``inline/``, every certificate
+issued gets its inline file, as easy-rsa 3.2 writes it.
 
 A name whose certificate was revoked is refused unless ``reissue_revoked``
 asks for it (a name left in a nightly run's list must not come back), and so
@@ -35,7 +36,8 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import 
     revocation_moves,
     revoked_subjects,
 )
-from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_subject, random_serial, valid_entry
+from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_inline import InlineFiles
+from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import entry_for, format_subject, random_serial
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pending import made_by_an_earlier_task
 from ansible_collections.clientvpn.pki.plugins.module_utils.safe_folder import SECRET_MODE
@@ -114,6 +116,7 @@ class CertificateIssuer(object):
         store = self.store
         taken = set(rows)
         last_serial = None
+        inline = InlineFiles(store)
         keyless = [plan for plan in plans if plan.new_key and plan.action not in ("unchanged", "registered")]
         fresh_keys = generate_keys([plan.spec.key_size for plan in keyless])  # made while the loop below works
         for plan in plans:
@@ -121,14 +124,13 @@ class CertificateIssuer(object):
             if plan.action in ("unchanged", "registered"):
                 if plan.action == "registered":
                     # a certificate whose row an interrupted run never wrote
-                    entries.append(valid_entry(plan.cert.serial_number, x509_inspect.not_after(plan.cert), x509_inspect.common_name(plan.cert)))
-                    if not os.path.exists(store.by_serial(x509_inspect.serial_hex(plan.cert))):
-                        store.write(store.by_serial(x509_inspect.serial_hex(plan.cert)), to_pem(plan.cert))
+                    entries.append(entry_for(plan.cert))
+                    self._write_missing(plan.cert, spec.name, inline)
                 store.ensure_mode(store.key(spec.name), SECRET_MODE)
                 continue
             if plan.register:
                 # a certificate an interrupted run left without its row: recorded before it is replaced
-                entries.append(valid_entry(plan.cert.serial_number, x509_inspect.not_after(plan.cert), x509_inspect.common_name(plan.cert)))
+                entries.append(entry_for(plan.cert))
             self._retire(plan)
             if plan.new_key:
                 if plan.key is not None:
@@ -144,7 +146,9 @@ class CertificateIssuer(object):
             pem = to_pem(cert)
             store.write(store.cert(spec.name), pem)
             store.write(store.by_serial(x509_inspect.serial_hex(cert)), pem)
-            entry = valid_entry(serial, x509_inspect.not_after(cert), spec.common_name)
+            for path, content in inline.render(spec.name).items():
+                store.write(path, content)
+            entry = entry_for(cert)
             entries.append(entry)
             taken.add(entry.serial)
             last_serial = serial
@@ -156,6 +160,16 @@ class CertificateIssuer(object):
             store.write_index(entries)
         if last_serial is not None:
             store.write_next_serial(last_serial)
+
+    def _write_missing(self, cert, name, inline):
+        """The files an interrupted run did not write after the certificate (its copy by serial,
+        its inline file), before its row is added."""
+        store = self.store
+        files = dict(inline.render(name))
+        files[store.by_serial(x509_inspect.serial_hex(cert))] = to_pem(cert)
+        for path, content in files.items():
+            if not os.path.exists(path):
+                store.write(path, content)
 
     def _retire(self, plan):
         """Move the certificate being replaced out of issued/, the way easy-rsa renew does."""
@@ -174,7 +188,7 @@ class CertificateIssuer(object):
             if os.path.exists(slot):
                 store.move(slot, store.renewed_by_serial(x509_inspect.serial_hex(x509_inspect.load_certificate(slot))))
             store.move(cert_path, slot)
-            if os.path.exists(store.by_serial(serial)):
+            if not store.layout.keeps_by_serial_copies and os.path.exists(store.by_serial(serial)):
                 os.unlink(store.by_serial(serial))
         else:
             plan.backups.append(store.backup(cert_path))

@@ -5,9 +5,11 @@
 
 For each name with an ``issued/<name>.crt`` signed by this CA: its
 ``index.txt`` row becomes ``R`` with the revocation time and reason, and its
-files move to ``revoked/{certs,private,reqs}_by_serial/<SERIAL>.*``. The
-still-valid certificates its renewals left behind (``renewed/issued/<name>.crt``
-and ``renewed/certs_by_serial/``: same subject, same key) are revoked with it,
+files move to ``revoked/{certs,private,reqs}_by_serial/<SERIAL>.*`` (easy-rsa
+3.2 also removes its inline files, and keeps ``certs_by_serial/``). The
+still-valid certificates its renewals left behind (``renewed/issued/<name>.crt``,
+3.2's ``expired/<name>.crt``, and ``renewed/certs_by_serial/``: same subject,
+same key) are revoked with it,
 so a user who leaves loses every certificate of that name, not only the newest;
 another name that shares the common name keeps its own. ``index.txt`` is read
 and written once, and no other file is rewritten, however long the database.
@@ -29,7 +31,8 @@ import os
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import open_ca
-from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import REVOCATION_REASONS, format_subject, format_time, valid_entry
+from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_inline import InlineFiles
+from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import REVOCATION_REASONS, entry_for, format_subject, format_time, oneline_subject
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.names import unique_names
 from ansible_collections.clientvpn.pki.plugins.module_utils.safe_folder import SECRET_MODE
@@ -71,15 +74,16 @@ def describe_completed(entries):
 def revocation_moves(store, name, serial):
     """The file moves of revoking ``name`` (certificate ``serial``) as easyrsa revoke makes them, in
     crash-safe order: the certificate last, since while issued/<name>.crt is there a re-run finds
-    its R row. A destination of None removes the file (easy-rsa's certs_by_serial copy)."""
-    moves = [
-        (store.by_serial(serial), None),
-        (store.key(name), store.path("revoked", "private_by_serial", serial + ".key")),
-        (store.req(name), store.path("revoked", "reqs_by_serial", serial + ".req")),
-    ]
-    slot = store.renewed_cert(name)
-    if os.path.exists(slot):
-        moves.append((slot, store.path("revoked", "certs_by_serial", x509_inspect.serial_hex(x509_inspect.load_certificate(slot)) + ".crt")))
+    its R row. A destination of None removes the file: the inline files (easy-rsa 3.2) and, in a
+    3.1 PKI, the certificate's certs_by_serial copy (3.2 keeps it)."""
+    moves = [(path, None) for path in InlineFiles(store).removed_paths(name)]
+    if not store.layout.keeps_by_serial_copies:
+        moves.append((store.by_serial(serial), None))
+    moves.append((store.key(name), store.path("revoked", "private_by_serial", serial + ".key")))
+    moves.append((store.req(name), store.path("revoked", "reqs_by_serial", serial + ".req")))
+    for slot in store.earlier_cert_slots(name):
+        if os.path.exists(slot):
+            moves.append((slot, store.path("revoked", "certs_by_serial", x509_inspect.serial_hex(x509_inspect.load_certificate(slot)) + ".crt")))
     moves.append((store.cert(name), store.path("revoked", "certs_by_serial", serial + ".crt")))
     return moves
 
@@ -114,7 +118,7 @@ class CertificateRevoker(object):
 
     def run(self, check_mode):
         store = self.store
-        if not os.path.exists(store.ca_cert) or not store.is_initialised():
+        if not os.path.exists(store.ca_cert):
             raise PkiError("%s holds no certificate authority: nothing to revoke." % store.root)
         with store.locked(exclusive=not check_mode):
             tidying = store.hygiene()
@@ -164,10 +168,10 @@ class CertificateRevoker(object):
                 % (cert_path, cert.issuer.rfc4514_string())
             )
         serial = x509_inspect.serial_hex(cert)
-        subject = format_subject(x509_inspect.common_name(cert))
+        subject = oneline_subject(cert.subject)
         row = next((entry for entry in entries if entry.serial == serial), None)
         if row is None:
-            row = valid_entry(cert.serial_number, x509_inspect.not_after(cert), x509_inspect.common_name(cert))
+            row = entry_for(cert)
             entries.append(row)
         if row.status == "R":
             # index.txt says revoked but the files never moved: a run killed half-way.
@@ -208,13 +212,14 @@ class CertificateRevoker(object):
             )
 
     def _renewed_serials(self, name, cert, subject, entries):
-        """Serials of this name's earlier certificates: the one in its renewed/issued slot, and
-        those renewals moved on to renewed/certs_by_serial/ that have the same subject and key
-        (a renewal keeps the key; another name with the same CN has its own). Only rows of
-        this subject are looked at, so a long index costs nothing here."""
+        """Serials of this name's earlier certificates: those in its renewed/issued and expired
+        slots, and those renewals moved on to renewed/certs_by_serial/ that have the same subject
+        and key (a renewal keeps the key; another name with the same CN has its own). Only rows
+        of this subject are looked at, so a long index costs nothing here."""
         store = self.store
-        slot = store.renewed_cert(name)
-        serials = set([x509_inspect.serial_hex(x509_inspect.load_certificate(slot))]) if os.path.exists(slot) else set()
+        serials = set(
+            x509_inspect.serial_hex(x509_inspect.load_certificate(slot)) for slot in store.earlier_cert_slots(name) if os.path.exists(slot)
+        )
         public_key = x509_inspect.public_key_der(cert.public_key())
         for entry in entries:
             path = store.renewed_by_serial(entry.serial)

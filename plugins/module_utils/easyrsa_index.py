@@ -126,10 +126,62 @@ def parse_time(text):
     return datetime.datetime.strptime(text, fmt).replace(tzinfo=datetime.timezone.utc)
 
 
+# OpenSSL's short names (OBJ_nid2sn) of the attributes a certificate subject
+# usually holds; any other attribute is written as its dotted OID.
+SHORT_NAMES = {
+    "2.5.4.3": "CN", "2.5.4.6": "C", "2.5.4.7": "L", "2.5.4.8": "ST", "2.5.4.9": "street",
+    "2.5.4.10": "O", "2.5.4.11": "OU", "2.5.4.5": "serialNumber", "2.5.4.4": "SN", "2.5.4.42": "GN",
+    "2.5.4.12": "title", "2.5.4.41": "name", "2.5.4.43": "initials", "2.5.4.44": "generationQualifier",
+    "2.5.4.46": "dnQualifier", "2.5.4.65": "pseudonym", "2.5.4.17": "postalCode", "2.5.4.97": "organizationIdentifier",
+    "1.2.840.113549.1.9.1": "emailAddress", "0.9.2342.19200300.100.1.25": "DC", "0.9.2342.19200300.100.1.1": "UID",
+}
+# How an ASN.1 string type's bytes (what OpenSSL escapes) come from the decoded text.
+_STRING_CODECS = {"BMPString": "utf-16-be", "UniversalString": "utf-32-be", "UTF8String": "utf-8"}
+
+
+def _escape_value(raw):
+    """X509_NAME_oneline's escaping of one value's bytes (OpenSSL 3): a control byte, DEL and
+    every byte above '~' as \\xNN (upper-case hex), '/' and '+' behind a backslash,
+    the rest as it is (a backslash too)."""
+    out = []
+    for byte in bytearray(raw):
+        if byte < 0x20 or byte > 0x7E:
+            out.append("\\x%02X" % byte)
+        elif byte in (0x2F, 0x2B):  # '/' and '+' separate attributes in this form
+            out.append("\\" + chr(byte))
+        else:
+            out.append(chr(byte))
+    return "".join(out)
+
+
+def _value_bytes(attribute):
+    string_type = getattr(getattr(attribute, "_type", None), "name", "UTF8String")
+    return attribute.value.encode(_STRING_CODECS.get(string_type, "latin-1"))
+
+
+def oneline_subject(name):
+    """A certificate's subject (an ``x509.Name``) in the form ``openssl ca`` writes to
+    index.txt (``X509_NAME_oneline``): ``/CN=...``, attributes of one RDN joined by ``+``.
+    ``openssl ca -revoke`` (so ``easyrsa revoke``) refuses a row whose subject differs."""
+    parts = []
+    for rdn in name.rdns:
+        for position, attribute in enumerate(rdn):
+            key = SHORT_NAMES.get(attribute.oid.dotted_string, attribute.oid.dotted_string)
+            parts.append(("+" if position else "/") + key + "=" + _escape_value(_value_bytes(attribute)))
+    return "".join(parts)
+
+
 def format_subject(common_name):
-    """The subject in OpenSSL's one-line form for the CN-only names easy-rsa uses."""
-    return "/CN=" + common_name
+    """The one-line subject of a certificate whose subject is only this CN (a UTF8String,
+    as every certificate here is made)."""
+    return "/CN=" + _escape_value(common_name.encode("utf-8"))
 
 
 def valid_entry(serial, not_after, common_name):
+    """A ``V`` row for a certificate whose subject is only this CN."""
     return IndexEntry("V", format_time(not_after), "", format_serial(serial), "unknown", format_subject(common_name))
+
+
+def entry_for(cert):
+    """The ``V`` row ``openssl ca`` writes when it signs ``cert``."""
+    return IndexEntry("V", format_time(cert.not_valid_after_utc), "", format_serial(cert.serial_number), "unknown", oneline_subject(cert.subject))

@@ -81,6 +81,17 @@ options:
       - Every certificate the old CA issued must then be issued again, and re-imported to ACM.
     type: bool
     default: false
+  easyrsa_version:
+    description:
+      - Which easy-rsa a new PKI is laid out for, so that this version's C(easyrsa) commands keep working on it.
+      - V(3.1) (the default for a new PKI) copies C(openssl-easyrsa.cnf) from an installed easy-rsa into the PKI,
+        as easy-rsa 3.1's C(init-pki) does; V(3.2) makes C(inline/private/) and writes each certificate's inline file
+        there, as easy-rsa 3.2 does.
+      - An existing PKI keeps the layout of the easy-rsa that built it, found from what C(init-pki) left there
+        (RV(easyrsa_version) returns it); a value that differs from it is an error.
+    type: str
+    choices: ['3.1', '3.2']
+    version_added: 0.2.0
   state:
     description:
       - V(present) is the only state; a CA is never removed by this module.
@@ -113,6 +124,10 @@ EXAMPLES = r"""
     pki_dir: /home/admin/easy-rsa/easyrsa3/pki
   register: adopted
 
+- name: A new PKI laid out as easy-rsa 3.2 lays it out (inline files included)
+  clientvpn.pki.vpn_ca:
+    pki_dir: /srv/clientvpn-32/pki
+    easyrsa_version: "3.2"
 - name: Replace a CA on purpose (backs up the old one)
   clientvpn.pki.vpn_ca:
     pki_dir: /srv/clientvpn/pki
@@ -133,6 +148,11 @@ changes:
   type: list
   elements: str
   sample: ["create directory /srv/clientvpn/pki", "create the CA 'Easy-RSA CA' (RSA 2048)"]
+easyrsa_version:
+  description: The easy-rsa version whose layout the PKI follows (see O(easyrsa_version)).
+  returned: success
+  type: str
+  sample: "3.2"
 pki_dir:
   description: The PKI directory.
   returned: success
@@ -205,6 +225,7 @@ def main():
             digest=dict(type="str", default="sha256", choices=list(DIGESTS)),
             passphrase=dict(type="str", no_log=True),
             force=dict(type="bool", default=False),
+            easyrsa_version=dict(type="str", choices=["3.1", "3.2"]),
             # Deprecated: a single choice decides nothing. Users who pass it get a warning until 1.0.0.
             state=dict(type="str", default="present", choices=["present"], removed_in_version="1.0.0", removed_from_collection="clientvpn.pki"),
         ),
@@ -214,7 +235,7 @@ def main():
     run_backend(
         module,
         lambda: CertificateAuthority(
-            PkiStore(params["pki_dir"]),
+            PkiStore(params["pki_dir"], easyrsa_version=params["easyrsa_version"]),
             common_name=params["common_name"],
             key_size=params["key_size"],
             days=params["days"],

@@ -91,6 +91,32 @@ def test_easyrsa_commands_work_on_our_pki(easyrsa_workdir, tmp_path):
     assert sorted(statuses) == ["R", "V"]
 
 
+def test_easyrsa_builds_and_renews_on_our_pki_and_we_adopt_the_result(easyrsa_workdir, tmp_path):
+    pki = str(tmp_path / "ours")
+    ok("vpn_ca", {"pki_dir": pki})
+    ok("vpn_cert", {"pki_dir": pki, "name": ["server"], "type": "server"})
+    first = ok("vpn_cert", {"pki_dir": pki, "name": ["bob"], "type": "client"})["certificates"]["bob"]["serial"]
+
+    easyrsa(easyrsa_workdir, pki, "build-client-full", "carol", "nopass")
+    # 3.1 renews only within EASYRSA_CERT_RENEW days of expiry; 3.1.0 makes a new key
+    easyrsa(easyrsa_workdir, pki, "renew", "bob", "nopass", extra_env={"EASYRSA_CERT_RENEW": "3650"})
+    before = snapshot(pki)
+    adopted = ok("vpn_cert", {"pki_dir": pki, "name": ["bob", "carol"], "type": "client"})
+    assert adopted["changed"] is False, adopted["certificates"]
+    assert snapshot(pki) == before
+
+    # Revoking bob revokes the certificate easyrsa renewed and the one it left in renewed/issued/.
+    renewed = adopted["certificates"]["bob"]["serial"]
+    assert renewed != first
+    ok("vpn_cert", {"pki_dir": pki, "name": ["bob"], "state": "revoked"})
+    statuses = dict((row.split("\t")[3], row.split("\t")[0]) for row in open(os.path.join(pki, "index.txt")).read().splitlines())
+    assert (statuses[first], statuses[renewed]) == ("R", "R")
+    easyrsa(easyrsa_workdir, pki, "gen-crl")
+    crl = openssl("crl", "-in", os.path.join(pki, "crl.pem"), "-noout", "-text").stdout
+    assert "Serial Number: %s" % first in crl and "Serial Number: %s" % renewed in crl
+    assert ok("vpn_crl", {"pki_dir": pki})["changed"] is False  # easyrsa's CRL is current and complete
+
+
 def _extension_names(path):
     text = openssl("x509", "-in", path, "-noout", "-text").stdout
     return [line.strip() for line in text.splitlines() if line.strip().startswith("X509v3 ")]

@@ -498,10 +498,12 @@ def test_no_ca(tmp_path, helpers):
     assert not os.path.exists(store.root)
 
 
-def test_ca_without_index_is_no_ca(pki, helpers):
+def test_ca_without_serial_is_refused_and_nothing_written(pki, helpers):
     os.unlink(pki.serial)
-    with pytest.raises(PkiError, match="vpn_ca"):
+    before = helpers.snapshot(pki.root)
+    with pytest.raises(PkiError, match="has a CA .ca.crt. but no serial"):
         helpers.issue(pki, "c1")
+    assert helpers.snapshot(pki.root) == before
 
 
 def test_ca_key_not_matching_ca_cert(pki, helpers):

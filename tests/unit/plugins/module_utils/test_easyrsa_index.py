@@ -165,3 +165,32 @@ def test_valid_entry_row_parses_back():
     assert entry.to_line() == GOOD_ROW
     assert format_subject("c1") == "/CN=c1"
     assert parse_index(format_index([entry]))[0].to_line() == GOOD_ROW
+
+
+# -- the subject in X509_NAME_oneline's form (tests/system/test_index_subjects.py compares with openssl ca) --
+@pytest.mark.parametrize("common_name,oneline", [
+    ("client1.domain.tld", "/CN=client1.domain.tld"),
+    ("a+b", "/CN=a\\+b"),
+    ("Sales/EMEA", "/CN=Sales\\/EMEA"),
+    ("back\\slash", "/CN=back\\slash"),  # openssl does not escape a backslash
+    ("M\u00fcller", "/CN=M\\xC3\\xBCller"),
+    ("x=y, O'Brien", "/CN=x=y, O'Brien"),
+])
+def test_format_subject_escapes_as_x509_name_oneline(common_name, oneline):
+    assert format_subject(common_name) == oneline
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, common_name)])
+    assert easyrsa_index.oneline_subject(name) == oneline
+
+
+def test_oneline_subject_of_several_attributes_and_string_types():
+    from cryptography.x509.name import _ASN1Type
+
+    name = x509.Name([
+        x509.RelativeDistinguishedName([x509.NameAttribute(x509.NameOID.COUNTRY_NAME, "DE", _ASN1Type.PrintableString)]),
+        x509.RelativeDistinguishedName([x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, "Acme")]),
+        x509.RelativeDistinguishedName([x509.NameAttribute(x509.NameOID.COMMON_NAME, "\u00e9", _ASN1Type.BMPString)]),
+        x509.RelativeDistinguishedName([x509.NameAttribute(x509.NameOID.EMAIL_ADDRESS, "a@b.c", _ASN1Type.IA5String)]),
+        x509.RelativeDistinguishedName([x509.NameAttribute(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), "x")]),
+    ])
+    # a BMPString's two bytes per character are escaped one by one, as openssl does
+    assert easyrsa_index.oneline_subject(name) == "/C=DE/O=Acme/CN=\\x00\\xE9/emailAddress=a@b.c/1.3.6.1.4.1.99999.1=x"

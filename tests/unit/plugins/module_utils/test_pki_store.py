@@ -15,7 +15,8 @@ import pytest
 from ansible_collections.clientvpn.pki.plugins.module_utils import pki_store, safe_folder
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import IndexEntry
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
-from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import LAYOUT_DIRS, PkiStore
+from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_layout import INIT_DIRS
+from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
 
 
 def mode(path):
@@ -35,7 +36,6 @@ def test_pki_dir_that_is_a_file(tmp_path):
 def test_missing_pki_dir_is_accepted_and_not_created(tmp_path):
     store = PkiStore(str(tmp_path / "pki"))
     assert not os.path.exists(store.root)
-    assert not store.is_initialised()
 
 
 def test_paths_follow_easyrsa_layout(tmp_path):
@@ -78,7 +78,7 @@ def test_ensure_layout(tmp_path, config_source):
 
     store.ensure_layout()
 
-    for directory in ("",) + LAYOUT_DIRS:
+    for directory in ("",) + INIT_DIRS["3.1"]:
         path = os.path.join(root, directory)
         assert os.path.isdir(path), directory
         assert mode(path) == 0o700, directory
@@ -87,7 +87,6 @@ def test_ensure_layout(tmp_path, config_source):
     assert open(store.serial, "rb").read() == b"01\n"
     for path in (store.index, os.path.join(root, "index.txt.attr"), store.serial):
         assert mode(path) == 0o600
-    assert store.is_initialised()
     config_copy = os.path.join(root, "openssl-easyrsa.cnf")
     if config_source:
         assert open(config_copy, "rb").read() == b"# easy-rsa config\n"
