@@ -83,7 +83,9 @@ class CrlPublisher(object):
                 if crl is not None:
                     store.write(self.pem_path, crl.public_bytes(serialization.Encoding.PEM))
                     store.write(self.der_path, crl.public_bytes(serialization.Encoding.DER))
-            elif os.path.exists(self.der_path) and store.put(self.der_path, current.public_bytes(serialization.Encoding.DER), FILE_MODE, check_mode) != "unchanged":
+            elif os.path.exists(self.der_path) and store.put(
+                self.der_path, current.public_bytes(serialization.Encoding.DER), FILE_MODE, check_mode
+            ) != "unchanged":
                 # crl.der is derived from crl.pem: a stale one is brought in step. A missing one is
                 # left missing while crl.pem is current (easy-rsa 3.1 and 3.2.0 write none).
                 reasons.append("crl.der is not crl.pem in DER form")

@@ -93,6 +93,27 @@ def test_malformed_index_row(pki):
     refused("vpn_cert", {"pki_dir": pki, "name": ["client2"], "type": "client"}, pki, "index.txt line 3", "expiry time")
 
 
+@pytest.mark.parametrize("damage,found", [
+    ({"index.txt": None}, "has a CA (ca.crt) but no index.txt"),
+    ({"serial": None}, "has a CA (ca.crt) but no serial"),
+    ({"index.txt.attr": "unique_subject = no\nunique_subjects = no\n"}, "line 2 is 'unique_subjects = no'"),
+    ({"index.txt.attr": "unique_subject = sometimes\n"}, "line 1 is 'unique_subject = sometimes'"),
+    ({"serial": "12G4\n"}, "holds '12G4', not a serial number"),
+])
+def test_a_pki_folder_easyrsa_could_not_run_on_is_refused_untouched(pki, damage, found):
+    """Neither 3.1 nor 3.2: what was found is said, and every module leaves the folder as it was."""
+    for name, content in damage.items():
+        path = os.path.join(pki, name)
+        if content is None:
+            os.unlink(path)
+        else:
+            with open(path, "w") as handle:
+                handle.write(content)
+    for module, args in (("vpn_ca", {}), ("vpn_cert", {"name": ["client2"], "type": "client"}),
+                         ("vpn_cert", {"name": ["client1"], "state": "revoked"}), ("vpn_crl", {})):
+        refused(module, dict(args, pki_dir=pki), pki, found, "Nothing was changed")
+
+
 def test_certificate_of_another_ca_is_reissued_with_a_backup(pki, tmp_path):
     other = str(tmp_path / "other")
     ok("vpn_ca", {"pki_dir": other, "common_name": "Other CA"})

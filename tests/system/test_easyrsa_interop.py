@@ -3,32 +3,12 @@ without changing a byte, and its commands work on the PKI we build."""
 
 import os
 import re
-import subprocess
 
 import pytest
 
-from conftest import failed, ok, openssl, require, snapshot
+from conftest import easyrsa, failed, ok, openssl, snapshot
 
 SEED_CLIENT = "client1.domain.tld"
-
-
-def easyrsa(workdir, pki, *args, extra_env=None):
-    """Run easyrsa from a make-cadir working copy, in batch mode, like the seed procedure."""
-    env = dict(os.environ, EASYRSA_BATCH="1", EASYRSA_PKI=pki, **(extra_env or {}))
-    proc = subprocess.run([os.path.join(workdir, "easyrsa")] + list(args), cwd=workdir, env=env, capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, "easyrsa %s failed:\n%s\n%s" % (" ".join(args), proc.stdout, proc.stderr)
-    return proc.stdout + proc.stderr
-
-
-@pytest.fixture
-def easyrsa_workdir(tmp_path):
-    require("easyrsa")
-    workdir = str(tmp_path / "easy-rsa")
-    subprocess.run([require("make-cadir"), workdir], check=True)
-    # make-cadir's vars only repeats the defaults, and easy-rsa 3.1 refuses to run
-    # when it also finds one in the PKI (init-pki puts one there).
-    os.unlink(os.path.join(workdir, "vars"))
-    return workdir
 
 
 @pytest.fixture

@@ -100,7 +100,10 @@ def rows(pki, subject):
 @pytest.mark.parametrize("release", RELEASES_32)
 def test_operations_on_a_32_pki_follow_easyrsa_32(release, tmp_path):
     pki = restore(os.path.join(FIXTURES, release), "seed", tmp_path)
-    read = lambda *parts: open(os.path.join(pki, *parts)).read()  # noqa: E731
+
+    def read(*parts):
+        with open(os.path.join(pki, *parts)) as handle:
+            return handle.read()
 
     # A new client: its files, its row, and its inline file where this release writes it.
     before = snapshot(pki)

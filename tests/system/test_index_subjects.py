@@ -9,8 +9,7 @@ import sys
 
 import pytest
 
-from conftest import collections_path, ok, openssl, require
-from test_easyrsa_interop import easyrsa, easyrsa_workdir  # noqa: F401 (a fixture)
+from conftest import collections_path, easyrsa, ok, openssl, require
 
 # (certificate name, common name): None takes the name as CN.
 TRICKY = [
@@ -68,7 +67,7 @@ def our_rows(pki):
         return dict((row.split("\t")[3], row.split("\t")) for row in handle.read().splitlines())
 
 
-def test_rows_are_the_ones_openssl_ca_writes_and_easyrsa_revokes_them(tmp_path, scratch_ca, easyrsa_workdir):  # noqa: F811
+def test_rows_are_the_ones_openssl_ca_writes_and_easyrsa_revokes_them(tmp_path, scratch_ca, easyrsa_workdir):
     pki = str(tmp_path / "pki")
     ok("vpn_ca", {"pki_dir": pki})
     serials = {}
