@@ -117,6 +117,7 @@ class CertificateIssuer(object):
         taken = set(rows)
         last_serial = None
         inline = InlineFiles(store)
+        inline.style()  # found before this run's first certificate changes what issued/ holds
         keyless = [plan for plan in plans if plan.new_key and plan.action not in ("unchanged", "registered")]
         fresh_keys = generate_keys([plan.spec.key_size for plan in keyless])  # made while the loop below works
         for plan in plans:
@@ -147,6 +148,7 @@ class CertificateIssuer(object):
             store.write(store.cert(spec.name), pem)
             store.write(store.by_serial(x509_inspect.serial_hex(cert)), pem)
             for path, content in inline.render(spec.name).items():
+                store.ensure_dir(os.path.dirname(path))  # 3.2.2+ make inline/private/ with the first certificate
                 store.write(path, content)
             entry = entry_for(cert)
             entries.append(entry)
@@ -169,6 +171,7 @@ class CertificateIssuer(object):
         files[store.by_serial(x509_inspect.serial_hex(cert))] = to_pem(cert)
         for path, content in files.items():
             if not os.path.exists(path):
+                store.ensure_dir(os.path.dirname(path))
                 store.write(path, content)
 
     def _retire(self, plan):

@@ -120,11 +120,18 @@ class InlineFiles(object):
 
     def __init__(self, store):
         self.store = store
+        self._style = ()  # not found yet
 
     def style(self):
         """STYLE_32X (inline/private/ exists), STYLE_320 (only inline/), or None (write nothing). A 3.2
         PKI without inline/ and without a certificate yet gets STYLE_32X, as 3.2.2+ makes the folder
-        with the first one; with certificates and no inline/, its easy-rsa ran with inline files off."""
+        with the first one; with certificates and no inline/, its easy-rsa ran with inline files off.
+        Found once, so that a run decides before its first certificate."""
+        if self._style == ():
+            self._style = self._find_style()
+        return self._style
+
+    def _find_style(self):
         if os.path.isdir(self.store.path("inline", "private")):
             return STYLE_32X
         if os.path.isdir(self.store.path("inline")):

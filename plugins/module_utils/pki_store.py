@@ -167,6 +167,7 @@ class PkiStore(SafeFolder):
             )
 
     key_dirs = KEY_DIRS
+    bundle_dirs = ("inline", "inline/private")
 
     # -- database --------------------------------------------------------------
     def read_index(self):

@@ -178,6 +178,9 @@ class SafeFolder(object):
     # -- hygiene -----------------------------------------------------------------
     # Folders under the root whose keys must stay private (PkiStore: private/, ...).
     key_dirs = ()
+    # Folders of bundles that hold keys (easy-rsa 3.2's inline/): closed like key_dirs, but no
+    # key is ever read from them to be signed.
+    bundle_dirs = ()
 
     def hygiene(self):
         """Before a run uses the folder (under the lock): what must be tidied, found once.
@@ -185,7 +188,7 @@ class SafeFolder(object):
         or refused here when they belong to another user; the temp files a killed run left
         are to be removed. ``Tidying.apply()`` does it, after the run's other checks."""
         loose, keys_exposed = [], False
-        for directory in (self.root,) + tuple(self.path(d) for d in self.key_dirs):
+        for directory in (self.root,) + tuple(self.path(d) for d in self.key_dirs + self.bundle_dirs):
             if not os.path.isdir(directory):
                 continue
             info = os.stat(directory)
@@ -198,7 +201,7 @@ class SafeFolder(object):
                     "it is not ours to fix. Have its owner run chmod 0700 on it, or run as its owner. "
                     "Nothing was changed." % (directory, mode, info.st_uid, os.geteuid())
                 )
-            if directory != self.root and mode & BY_OTHERS_WRITABLE:
+            if directory in (self.path(d) for d in self.key_dirs) and mode & BY_OTHERS_WRITABLE:
                 keys_exposed = True
             loose.append((directory, mode))
         return Tidying(loose, self.stray_temp_files(), keys_exposed)

@@ -222,7 +222,7 @@ def test_type_is_read_from_the_eku_as_openssl_prints_it(pki, usages, cert_type, 
     assert body.endswith(("%s\n\n# No TLS Key support for cert-type: %s\n\n" % (tls, cert_type)).encode())
     assert (cert_type == "serverClient") == (b"\ndh none\n" in body)
     shutil.rmtree(pki.path("inline", "private"))
-    assert inline.render("odd")[pki.path("inline", "odd.inline")].startswith(("# Easy-RSA Type: %s\n" % (type_320 or cert_type)).encode())
+    assert InlineFiles(pki).render("odd")[pki.path("inline", "odd.inline")].startswith(("# Easy-RSA Type: %s\n" % (type_320 or cert_type)).encode())
 
 
 def test_certificate_issued_here(pki, helpers):

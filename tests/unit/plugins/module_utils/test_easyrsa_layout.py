@@ -7,6 +7,7 @@ that refuse a folder that is neither (before anything is written)."""
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 
@@ -126,3 +127,26 @@ def test_index_attr_settings_openssl_understands(adopted, text, unique):
         handle.write(text)
     assert adopted.unique_subject() is unique
     adopted.check_database()
+
+
+def test_a_32_pki_without_certificates_gets_inline_private_with_the_first_one(tmp_path, helpers):
+    """What easy-rsa 3.2.2+ leave after init-pki + build-ca: vars.example, no inline/ yet."""
+    root = tmp_path / "pki"
+    touch(root, "vars.example")
+    store = PkiStore(str(root))
+    CertificateAuthority(store, helpers.CA_NAME, 1024, 3650, "sha256").run(False)
+    shutil.rmtree(store.path("inline"))  # easy-rsa's build-ca makes none
+    helpers.issue(PkiStore(str(root)), "c1")
+    inline = store.path("inline", "private", "c1.inline")
+    assert os.stat(inline).st_mode & 0o777 == 0o600
+    assert os.stat(store.path("inline", "private")).st_mode & 0o777 == 0o700
+    assert os.path.exists(store.path("inline", "private", "README.inline.private"))
+
+
+def test_inline_folders_are_closed_like_key_folders(tmp_path, helpers):
+    store = PkiStore(str(tmp_path / "pki"), easyrsa_version="3.2")
+    CertificateAuthority(store, helpers.CA_NAME, 1024, 3650, "sha256").run(False)
+    os.chmod(store.path("inline", "private"), 0o755)
+    tidying = store.hygiene()
+    assert [directory for directory, dummy in tidying.loose_dirs] == [store.path("inline", "private")]
+    assert tidying.keys_exposed is False  # no key is signed from there
