@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - reported by the modules
     pass
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
-from ansible_collections.clientvpn.pki.plugins.module_utils.acm_local import requested_certificates
+from ansible_collections.clientvpn.pki.plugins.module_utils.acm_local import der_list, requested_certificates
 from ansible_collections.clientvpn.pki.plugins.module_utils.aws import aws_call, describe_error, is_not_found
 from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import ACM_KEY_TYPES
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
@@ -79,6 +79,35 @@ class ArnRecord(object):
         self.store.write(self.path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
 
 
+def fetch(client, arn):
+    """(leaf PEM, chain PEM) held by ACM, or None when the ARN no longer exists."""
+    try:
+        response = client.get_certificate(CertificateArn=arn)
+    except (BotoCoreError, ClientError) as exc:
+        if is_not_found(exc):
+            return None
+        raise describe_error(exc, "ACM get_certificate %s" % arn)
+    return response.get("Certificate"), response.get("CertificateChain")
+
+
+def recorded_copies(client, store):
+    """The certificates this PKI recorded in ACM (in the client's region) against the files on
+    disk, one ACM read each: {name: {certificate_arn, found, same_as_disk, serial, not_after}}."""
+    copies = {}
+    for name, entry in sorted(ArnRecord(store).load().get(client.meta.region_name, {}).items()):
+        remote = fetch(client, entry["arn"])
+        copy = {"certificate_arn": entry["arn"], "found": remote is not None, "same_as_disk": False, "serial": None, "not_after": None}
+        if remote is not None:
+            leaf = x509.load_pem_x509_certificate(remote[0].encode() if isinstance(remote[0], str) else remote[0])
+            copy.update(serial=x509_inspect.serial_hex(leaf), not_after=x509_inspect.not_after(leaf).isoformat())
+            if os.path.exists(store.cert(name)) and os.path.exists(store.ca_cert):
+                ours = (der_list(store.read(store.cert(name))), der_list(store.read(store.ca_cert)))
+                theirs = (der_list(remote[0]), der_list(remote[1]))
+                copy["same_as_disk"] = theirs[0] == ours[0] and theirs[1][: len(ours[1])] == ours[1]
+        copies[name] = copy
+    return copies
+
+
 class AcmCertificate(object):
     """Brings one ACM certificate to the wanted state: present (same files) or absent.
 
@@ -110,15 +139,8 @@ class AcmCertificate(object):
         return aws_call("ACM %s" % operation, getattr(self.client, operation), **kwargs)
 
     def _fetch(self, arn):
-        """(leaf PEM, chain PEM) held by ACM, or None when the ARN no longer exists."""
         self.calls["read"] += 1
-        try:
-            response = self.client.get_certificate(CertificateArn=arn)
-        except (BotoCoreError, ClientError) as exc:
-            if is_not_found(exc):
-                return None
-            raise describe_error(exc, "ACM get_certificate %s" % arn)
-        return response.get("Certificate"), response.get("CertificateChain")
+        return fetch(self.client, arn)
 
     # -- finding -------------------------------------------------------------------
     def _identity_tags(self):

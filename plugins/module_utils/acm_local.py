@@ -82,9 +82,9 @@ class LocalCertificate(object):
     def matches(self, remote):
         """Same leaf, and ACM's chain starts with ours (an endpoint may append its own roots)."""
         leaf_pem, chain_pem = remote
-        if _der_list(leaf_pem) != _der_list(self.leaf_pem):
+        if der_list(leaf_pem) != der_list(self.leaf_pem):
             return False
-        ours, theirs = _der_list(self.chain_pem), _der_list(chain_pem)
+        ours, theirs = der_list(self.chain_pem), der_list(chain_pem)
         return theirs[: len(ours)] == ours
 
 
@@ -107,7 +107,7 @@ def _load_chain(path):
     return chain
 
 
-def _der_list(pem):
+def der_list(pem):
     if not pem:
         return []
     data = pem.encode() if isinstance(pem, str) else pem

@@ -1,0 +1,186 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: clientvpn.pki contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: vpn_pki_info
+short_description: Report what in a Client VPN PKI expires when, and what to do about it
+version_added: 0.2.0
+description:
+  - Reads an easy-rsa PKI and writes nothing. Returns the CA, every certificate of C(index.txt), the CRL and,
+    with O(acm=true), the ACM copies this PKI recorded, each with its dates and days left.
+  - Returns RV(problems), each with a code, the object, the date, the days left and the fix, for what crosses a
+    threshold: the CRL's nextUpdate (after it, Client VPN refuses every connection), the server certificate,
+    the CA, client certificates, a CRL that does not list exactly the revoked rows, a CRL near Client VPN's
+    20,000 entries, valid rows without their certificate file, ACM copies that differ from disk or are gone.
+  - A problem is V(critical) when it stops connections once its date comes (the CRL, the server, the CA, ACM);
+    V(warning) when it is work to plan (clients, files, a CRL near its size limit). The C(clientvpn.pki.health)
+    playbook fails on critical problems so that a scheduled job notifies.
+author:
+  - clientvpn.pki contributors (@clientvpn)
+requirements:
+  - cryptography >= 42.0
+  - boto3 >= 1.12.0 and botocore >= 1.15.0, with O(acm=true)
+extends_documentation_fragment:
+  - clientvpn.pki.aws
+attributes:
+  check_mode:
+    support: full
+    description: The module never writes; check mode returns the same report.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+    description: Read-only.
+options:
+  pki_dir:
+    description:
+      - The easy-rsa PKI directory.
+    type: path
+    required: true
+  acm:
+    description:
+      - Also compare the certificates this PKI recorded in ACM (C(acm-certificates.json), in the region of the AWS
+        options) with the files on disk: one C(GetCertificate) per certificate.
+    type: bool
+    default: false
+  ca_expiry_days:
+    description:
+      - A CA certificate expiring within this many days is a critical problem (C(ca_expiring)).
+    type: int
+    default: 180
+  server_expiry_days:
+    description:
+      - A server certificate expiring within this many days is a critical problem (C(server_expiring)).
+    type: int
+    default: 30
+  crl_expiry_days:
+    description:
+      - A CRL whose nextUpdate is within this many days is a critical problem (C(crl_expiring)). Keep it below
+        the C(revoke_client) playbook's C(crl_renew_before_days) (30), so that it fires only when that job stops running.
+    type: int
+    default: 14
+  client_expiry_days:
+    description:
+      - Client certificates expiring within this many days are one warning (C(clients_expiring)).
+    type: int
+    default: 30
+notes:
+  - The CA key is never opened, so no passphrase is needed. The PKI directory is locked (shared) while it is read,
+    so a report never sees half of a run.
+seealso:
+  - module: clientvpn.pki.vpn_crl
+  - module: clientvpn.pki.vpn_acm_import
+"""
+
+EXAMPLES = r"""
+- name: Read the PKI's health
+  clientvpn.pki.vpn_pki_info:
+    pki_dir: /srv/clientvpn/pki
+  register: health
+
+- name: Stop when something will cut users off
+  ansible.builtin.assert:
+    that: health.summary.critical == 0
+    fail_msg: "{{ health.problems | selectattr('severity', 'equalto', 'critical') | map(attribute='message') | list }}"
+
+- name: Also check the copies in ACM, with tighter thresholds
+  clientvpn.pki.vpn_pki_info:
+    pki_dir: /srv/clientvpn/pki
+    acm: true
+    region: eu-west-1
+    crl_expiry_days: 21
+    server_expiry_days: 45
+"""
+
+RETURN = r"""
+pki_dir:
+  description: The PKI directory.
+  returned: success
+  type: str
+checked_at:
+  description: When the PKI was read (ISO 8601, UTC); days left count from it.
+  returned: success
+  type: str
+  sample: "2026-11-26T01:00:00+00:00"
+easyrsa_version:
+  description: The easy-rsa version whose layout the PKI follows.
+  returned: success
+  type: str
+  sample: "3.1"
+thresholds:
+  description: The thresholds used, in days.
+  returned: success
+  type: dict
+  sample: {"ca": 180, "server": 30, "crl": 14, "client": 30}
+ca:
+  description: The CA certificate, and the earlier CA certificates a renewal kept (C(expired-ca.list)) in RV(ca.previous).
+  returned: success
+  type: dict
+  sample: {"common_name": "Easy-RSA CA", "serial": "7216B8...", "not_after": "2036-11-22T20:06:30+00:00", "days_left": 3649,
+           "key": "RSA 2048", "previous": []}
+certificates:
+  description:
+    - Every row of C(index.txt), soonest expiry first. RV(certificates[].name) is the file name in C(issued/), or null
+      when no certificate there has that serial (revoked, renewed, or lost).
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"name": "server", "common_name": "server", "type": "server", "status": "V", "serial": "F7D1...",
+            "not_after": "2029-02-26T20:06:30+00:00", "days_left": 822, "revoked_at": null, "key": "RSA 2048", "files_present": true}]
+crl:
+  description: The CRL (C(crl.pem)); RV(crl.matches_index) says whether it lists exactly the revoked rows, signed by this CA.
+  returned: success
+  type: dict
+  sample: {"present": true, "entries": 1, "this_update": "2026-11-26T00:00:00+00:00", "next_update": "2027-05-25T00:00:00+00:00",
+           "days_left": 179, "matches_index": true}
+acm:
+  description: With O(acm=true), each certificate recorded in ACM for this PKI, by name.
+  returned: success
+  type: dict
+  sample: {"server": {"certificate_arn": "arn:aws:acm:eu-west-1:123456789012:certificate/...", "found": true, "same_as_disk": true,
+           "serial": "F7D1...", "not_after": "2029-02-26T20:06:30+00:00"}}
+problems:
+  description: What crosses a threshold, each with V(critical) or V(warning), the object, the date, days left and the fix.
+  returned: success
+  type: list
+  elements: dict
+  sample: [{"code": "crl_expiring", "severity": "critical", "object": "/srv/clientvpn/pki/crl.pem", "date": "2026-12-01T00:00:00+00:00",
+            "days_left": 5, "message": "the CRL's nextUpdate is 2026-12-01: after it the endpoint refuses every connection",
+            "fix": "re-sign it: ansible-playbook clientvpn.pki.revoke_client ..."}]
+summary:
+  description: Counts of valid, revoked, expired and expiring certificates, and of problems.
+  returned: success
+  type: dict
+  sample: {"valid": 2, "revoked": 1, "expired": 0, "expiring": 0, "problems": 0, "critical": 0}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC, connector
+from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
+from ansible_collections.clientvpn.pki.plugins.module_utils.pki_health import HealthCheck
+
+
+def main():
+    argument_spec = dict(
+        pki_dir=dict(type="path", required=True),
+        acm=dict(type="bool", default=False),
+        ca_expiry_days=dict(type="int", default=180),
+        server_expiry_days=dict(type="int", default=30),
+        crl_expiry_days=dict(type="int", default=14),
+        client_expiry_days=dict(type="int", default=30),
+    )
+    argument_spec.update(AWS_ARGUMENT_SPEC)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+    thresholds = dict((what, params["%s_expiry_days" % what]) for what in ("ca", "server", "crl", "client"))
+    connect = connector("acm", params) if params["acm"] else None
+    run_backend(module, lambda: HealthCheck(params["pki_dir"], thresholds, connect), needs_boto3=params["acm"])
+
+
+if __name__ == "__main__":
+    main()
