@@ -256,9 +256,12 @@ def sign_leaf(ca_cert, ca_key, public_key, spec, serial):
     """
     not_before, not_after = _validity(spec.days)
     ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value.digest if _has_ski(ca_cert) else None
-    authority_key_id = x509.AuthorityKeyIdentifier(
-        ca_ski, [x509.DirectoryName(ca_cert.issuer)], ca_cert.serial_number
-    )
+    # keyid only, unlike easy-rsa's keyid,issuer:always: a leaf that names its CA certificate's serial
+    # no longer chains once the CA certificate is renewed (same key, new serial): docs/ca-renewal.md.
+    if ca_ski is not None:
+        authority_key_id = x509.AuthorityKeyIdentifier(ca_ski, None, None)
+    else:  # a CA without a key identifier (adopted): its name and serial are all there is
+        authority_key_id = x509.AuthorityKeyIdentifier(None, [x509.DirectoryName(ca_cert.issuer)], ca_cert.serial_number)
     builder = (
         x509.CertificateBuilder()
         .subject_name(_cn_name(spec.common_name))

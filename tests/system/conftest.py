@@ -98,13 +98,14 @@ def snapshot(root):
     return state
 
 
-def playbook(args, check=False, extra_env=None):
-    """Run ansible-playbook; returns the CompletedProcess (output in .stdout)."""
+def playbook(args, check=False, extra_env=None, succeed=True):
+    """Run ansible-playbook; returns the CompletedProcess (output in .stdout). It must succeed,
+    or with ``succeed=False`` fail."""
     collections_path()
     command = ["ansible-playbook"] + args + (["--check"] if check else [])
     env = dict(os.environ, ANSIBLE_LOCALHOST_WARNING="false", ANSIBLE_NOCOLOR="1", **(extra_env or {}))
     proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900, check=False)
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert (proc.returncode == 0) == succeed, proc.stdout[-4000:] + proc.stderr[-2000:]
     return proc
 
 
