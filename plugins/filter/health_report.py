@@ -21,6 +21,7 @@ from ansible.errors import AnsibleFilterError
 # Same defaults as vpn_pki_info: days before a date that make it a problem.
 DEFAULT_THRESHOLDS = {"ca": 180, "server": 30, "crl": 14, "client": 30}
 DEFAULT_PAST_DAYS = 28
+MAX_DAYS = 36500  # beyond any certificate, and far from datetime's limits
 UTC = datetime.timezone.utc
 FAR_FUTURE = datetime.datetime(9999, 12, 31, tzinfo=UTC)
 
@@ -35,6 +36,12 @@ CHAR_WIDTH = 6.3  # average width of an 11px sans-serif character, to keep label
 LABEL_ROW = 13
 MAX_LABEL_ROWS = 4
 BAR_HEIGHT = 64
+# The inventory is cut into tables of this many rows, each laid out only when scrolled into view.
+CHUNK_ROWS = 500
+ROW_HEIGHT = 26
+ROW_CLASSES = ("expired", "revoked", "expiring", "missing")
+INVENTORY_HEAD = ('<thead><tr><th>Kind</th><th>Name</th><th>Common name</th><th>Serial</th><th>Status</th><th>Expires (UTC)</th>'
+                  '<th>Days left</th><th>Revoked (UTC)</th><th>Key</th><th>Files</th></tr></thead>')
 KIND_ORDER = {"CA": 0, "previous CA": 1, "CRL": 2, "server": 3, "client": 4, "unknown": 5}
 
 STYLE = """
@@ -55,13 +62,25 @@ table { border-collapse: collapse; font-size: 13px; }
 th, td { border-bottom: 1px solid #eaecf0; padding: 4px 8px; text-align: left; vertical-align: top; }
 th { background: #f2f4f7; position: sticky; top: 0; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.serial { font-family: ui-monospace, "DejaVu Sans Mono", "Liberation Mono", monospace; font-size: 12px; }
+.chunk { content-visibility: auto; }
+table.inventory { table-layout: fixed; width: 100%; min-width: 1250px; }
+table.inventory td { overflow-wrap: anywhere; }
+table.inventory th:nth-child(1) { width: 6.5%; }
+table.inventory th:nth-child(2), table.inventory th:nth-child(3) { width: 14.5%; }
+table.inventory th:nth-child(4) { width: 20%; }
+table.inventory th:nth-child(5) { width: 7.5%; }
+table.inventory th:nth-child(6), table.inventory th:nth-child(8) { width: 10.5%; }
+table.inventory th:nth-child(7) { width: 5%; }
+table.inventory th:nth-child(9) { width: 6%; }
+table.inventory th:nth-child(10) { width: 5%; }
+#problems td:nth-child(3) { white-space: nowrap; }
+td.serial { font-family: ui-monospace, "DejaVu Sans Mono", "Liberation Mono", monospace; font-size: 11px; }
 .sev { font-weight: 600; text-transform: uppercase; font-size: 12px; }
 .sev.critical { color: #b42318; }
 .sev.warning { color: #b54708; }
 tr.expired td { background: #fef3f2; color: #912018; }
 tr.revoked td { color: #667085; text-decoration: line-through; }
-tr.revoked td.status { text-decoration: none; }
+tr.revoked td:nth-child(5) { text-decoration: none; }
 tr.expiring td { background: #fffaeb; }
 tr.missing td { background: #fef3f2; }
 .timeline { max-width: 100%; height: auto; border: 1px solid #eaecf0; border-radius: 6px; }
@@ -148,6 +167,13 @@ def _thresholds(info, overrides):
     return thresholds
 
 
+def _yes_no(value, no):
+    """yes, the given no, or nothing when the result does not say."""
+    if value is None:
+        return ""
+    return "yes" if value else no
+
+
 def _number(count):
     return "{:,}".format(count)
 
@@ -229,8 +255,8 @@ class HealthReport(object):
         self.now = _parse(info.get("checked_at"))
         if self.now is None:
             raise AnsibleFilterError("health_report_html: checked_at=%r is not an ISO 8601 date: is this a vpn_pki_info result?" % (info.get("checked_at"),))
-        if _int(past_days) is None or _int(past_days) < 0:
-            raise AnsibleFilterError("health_report_html: past_days=%r is not a number of days, 0 or more" % (past_days,))
+        if _int(past_days) is None or not 0 <= _int(past_days) <= MAX_DAYS:
+            raise AnsibleFilterError("health_report_html: past_days=%r is not a number of days from 0 to %d" % (past_days, MAX_DAYS))
         self.past_days = _int(past_days)
         self.thresholds = _thresholds(info, thresholds)
         self.ca = info.get("ca") or {}
@@ -286,7 +312,8 @@ class HealthReport(object):
         moment = _parse(self.crl.get("next_update"))
         days = self.days_left(self.crl, moment)
         if not present:
-            state = "missing"
+            # No crl.pem is fine while nothing is revoked (a new PKI); vpn_pki_info says which.
+            state = "absent, nothing revoked" if self.crl.get("matches_index") else "missing"
         elif moment is None:
             state = "no nextUpdate"
         else:
@@ -298,19 +325,28 @@ class HealthReport(object):
                     moment=moment, days=days, state=state, revoked=None, key=None, files=present)
 
     def inventory_table(self, rows):
-        parts = ['<table id="certificates"><thead><tr><th>Kind</th><th>Name</th><th>Common name</th><th>Serial</th><th>Status</th>'
-                 '<th>Expires (UTC)</th><th>Days left</th><th>Revoked (UTC)</th><th>Key</th><th>Files</th></tr></thead><tbody>']
+        """Tables of CHUNK_ROWS rows: a browser lays out only the ones in view (content-visibility), 20,000 rows open in seconds."""
+        parts = ['<div id="certificates">']
         append = parts.append
-        for row in rows:
-            state = row["state"]
-            css = state.split(",")[0].split(" ")[0] if state.split(",")[0] in ("expired", "revoked", "expiring", "missing") else ""
-            revoked = _parse(row["revoked"])
-            append('<tr%s><td>%s</td><td>%s</td><td>%s</td><td class="serial">%s</td><td class="status">%s</td><td>%s</td><td class="num">%s</td>'
-                   '<td>%s</td><td>%s</td><td>%s</td></tr>\n' % (
-                       ' class="%s"' % css if css else "", _esc(row["kind"]), _esc(row["name"]) if row["name"] is not None else "<i>(file gone)</i>",
-                       _esc(row["cn"]), _esc(row["serial"]), _esc(state), _when(row["raw"], row["moment"]), "" if row["days"] is None else row["days"],
-                       _when(row["revoked"], revoked) if row["revoked"] else "", _esc(row["key"]), "yes" if row["files"] else "<b>missing</b>"))
-        append("</tbody></table>")
+        for first in range(0, max(len(rows), 1), CHUNK_ROWS):
+            chunk = rows[first:first + CHUNK_ROWS]
+            append('<div class="chunk" style="contain-intrinsic-size: auto %dpx"><table class="inventory">%s<tbody>\n' % (
+                ROW_HEIGHT * (len(chunk) + 1), INVENTORY_HEAD))
+            for row in chunk:
+                state = row["state"]
+                first_state = state.split(",")[0]
+                append('<tr%s><td>%s</td><td>%s</td><td>%s</td><td class="serial">%s</td><td>%s</td><td>%s</td><td class="num">%s</td>'
+                       '<td>%s</td><td>%s</td><td>%s</td></tr>\n' % (
+                           ' class="%s"' % first_state if first_state in ROW_CLASSES else "", _esc(row["kind"]),
+                           _esc(row["name"]) if row["name"] is not None else ("" if state == "revoked" else "<i>(file gone)</i>"),
+                           _esc(row["cn"]), _esc(row["serial"]),
+                           _esc(state), _when(row["raw"], row["moment"]), "" if row["days"] is None else row["days"],
+                           _when(row["revoked"], _parse(row["revoked"])) if row["revoked"] else "", _esc(row["key"]),
+                           "yes" if row["files"] else ("" if state == "revoked" else "<b>missing</b>")))
+            if not chunk:
+                append('<tr><td colspan="10">No certificate, CA or CRL found.</td></tr>')
+            append("</tbody></table></div>\n")
+        append("</div>")
         return "".join(parts)
 
     # -- the summary and the problems ----------------------------------------------------------
@@ -329,8 +365,8 @@ class HealthReport(object):
         counts = []
         for key, label in (("valid", "valid"), ("expiring", "expiring"), ("expired", "expired"), ("revoked", "revoked")):
             value = _int(summary.get(key))
-            counts.append('<li%s><b>%s</b>%s</li>' % (' class="alert"' if value and key in ("expiring", "expired") else "",
-                                                        _number(value) if value is not None else "?", label))
+            alert = ' class="alert"' if value and key in ("expiring", "expired") else ""
+            counts.append('<li%s><b>%s</b>%s</li>' % (alert, _number(value) if value is not None else "?", label))
         counts.append('<li%s><b>%d</b>problems</li>' % (' class="alert"' if problems else "", problems))
         counts.append('<li%s><b>%d</b>critical</li>' % (' class="alert"' if critical else "", critical))
         return verdict + '<ul class="counts">' + "".join(counts) + "</ul>" + self.problems_table()
@@ -356,13 +392,15 @@ class HealthReport(object):
         acm = self.info.get("acm") or {}
         if not isinstance(acm, Mapping) or not acm:
             return ""
-        parts = ['<h2>ACM</h2><table id="acm"><thead><tr><th>Certificate</th><th>ARN</th><th>Same as on disk</th><th>Expires (UTC)</th></tr></thead><tbody>']
+        parts = ['<h2>ACM</h2><table id="acm"><thead><tr><th>Certificate</th><th>ARN</th><th>In ACM</th><th>Same as on disk</th><th>Serial</th>'
+                 '<th>Expires (UTC)</th></tr></thead><tbody>']
         for key in sorted(acm, key=str):
             entry = acm[key] if isinstance(acm[key], Mapping) else {}
-            same = entry.get("same_as_disk")
-            parts.append('<tr%s><td>%s</td><td><code>%s</code></td><td>%s</td><td>%s</td></tr>' % (
-                ' class="expired"' if same is False else "", _esc(key), _esc(entry.get("certificate_arn")),
-                "yes" if same else ("<b>no</b>" if same is False else "?"), _when(entry.get("not_after"), _parse(entry.get("not_after")))))
+            found, same = entry.get("found"), entry.get("same_as_disk")
+            parts.append('<tr%s><td>%s</td><td><code>%s</code></td><td>%s</td><td>%s</td><td class="serial">%s</td><td>%s</td></tr>' % (
+                ' class="expired"' if found is False or same is False else "", _esc(key), _esc(entry.get("certificate_arn")),
+                _yes_no(found, "<b>not found</b>"), _yes_no(same, "<b>no</b>"), _esc(entry.get("serial")),
+                _when(entry.get("not_after"), _parse(entry.get("not_after")))))
         parts.append("</tbody></table>")
         return "".join(parts)
 
@@ -394,7 +432,7 @@ class HealthReport(object):
         for kind, lane_top, lane_height in lane_tops:
             days = self.thresholds["client" if kind in ("client", "unknown") else kind]
             left = axis.x(self.now)
-            right = axis.x(self.now + datetime.timedelta(days=days))
+            right = axis.x(self.now + datetime.timedelta(days=min(days, MAX_DAYS)))
             background.append('<rect class="band" data-kind="%s" x="%.1f" y="%d" width="%.1f" height="%d" fill="#fdb022" fill-opacity="0.22">'
                               '<title>%s threshold: %d days</title></rect>' % (kind, left, lane_top + 1, max(right - left, 1), lane_height - 2, kind, days))
         for _kind, lane_top, _lane_height in lane_tops[1:]:
@@ -445,13 +483,11 @@ class HealthReport(object):
             days = self.days_left(cert, moment)
             name = cert.get("name") or cert.get("common_name") or "?"
             state = "expired" if cert.get("status") == "E" else _state(days, self.thresholds["server"])
-            markers.append((moment, "server %s %s" % (name, _day(moment)), state, "server certificate %s expires %s (%s days)" % (name, _day(moment), days)))
-        note = None
-        if not markers:
-            note = "no server certificate"
-        elif revoked:
-            note = "%d revoked not drawn" % revoked
-        return markers, note
+            label = "server %s" % _day(moment) if name == "server" else "server %s %s" % (name, _day(moment))
+            markers.append((moment, label, state, "server certificate %s expires %s (%s days)" % (name, _day(moment), days)))
+        if markers:
+            return markers, None
+        return markers, "no valid server certificate (%d revoked)" % revoked if revoked else "no server certificate"
 
     def _crl_markers(self):
         if not self.crl or not self.crl.get("present"):
@@ -514,47 +550,54 @@ class HealthReport(object):
         return height, "".join(parts)
 
     def _bar_lane(self, axis, top, title, kind, certs, revoked):
-        """The certificates of one type counted per month (per week when they all expire within 4 months)."""
+        """The certificates of one type counted per month (per week when they all expire within 4 months, in the first year)."""
         height = BAR_HEIGHT + 40
         base = top + height - 6
         parts = ['<g class="lane" data-kind="%s"><text class="lane-title" x="10" y="%d">%s</text>' % (kind, top + 18, _esc(title)),
-                 '<text class="lane-note" x="10" y="%d">%s drawn</text>' % (top + 32, _number(len(certs)))]
+                 '<text class="lane-note" x="10" y="%d">%s shown</text>' % (top + 32, _number(len(certs)))]
         if revoked:
-            parts.append('<text class="lane-note" x="10" y="%d">%s revoked not</text>' % (top + 45, _number(revoked)))
+            parts.append('<text class="lane-note" x="10" y="%d">%s revoked</text>' % (top + 45, _number(revoked)))
         if not certs:
             parts.append('<text x="%d" y="%d">%s: none</text></g>' % (PLOT_LEFT + 6, base - 4, _esc(title)))
             return height, "".join(parts)
         visible = [moment for moment, _status in certs if moment >= axis.start]
-        weekly = bool(visible) and (max(visible) - min(visible)).days <= 120
-        buckets = {}
+        # Weeks only where they are wide enough to see: all within four months, in the first year.
+        weekly = bool(visible) and (max(visible) - min(visible)).days <= 120 and max(visible) <= self.now + datetime.timedelta(days=NEAR_DAYS)
+        buckets = {}  # {start of the month or week: [expired, not yet expired]}
         earlier = 0
         for moment, _status in certs:
             if moment < axis.start:
                 earlier += 1
                 continue
-            start = _week_start(moment) if weekly else _month_start(moment)
-            buckets[start] = buckets.get(start, 0) + 1
-        tallest = max(list(buckets.values()) + [earlier])
+            bucket = buckets.setdefault(_week_start(moment) if weekly else _month_start(moment), [0, 0])
+            bucket[0 if moment < self.now else 1] += 1
+        tallest = max([sum(bucket) for bucket in buckets.values()] + [earlier])
         per = "week" if weekly else "month"
-        parts.append('<text class="marker-label" x="%d" y="%d">%s: %s certificates by %s of expiry</text>' % (
-            PLOT_LEFT + 6, top + 13, _esc(title), _number(len(certs)), per))
+        parts.append('<text class="marker-label" x="%d" y="%d">%s: %s certificate%s by %s of expiry</text>' % (
+            PLOT_LEFT + 6, top + 13, _esc(title), _number(len(certs)), "" if len(certs) == 1 else "s", per))
         if earlier:
-            bar = max(2.0, BAR_HEIGHT * earlier / tallest)
-            parts.append('<g class="bar" data-kind="%s"><title>%s %s expired before %s</title><rect x="%d" y="%.1f" width="5" height="%.1f" fill="%s"/></g>' % (
-                kind, _number(earlier), _esc(title), _day(axis.start), PLOT_LEFT, base - bar, bar, STATE_COLOURS["expired"]))
-        threshold = self.now + datetime.timedelta(days=self.thresholds["client"])
+            bar_height = max(2.0, BAR_HEIGHT * earlier / tallest)
+            parts.append('<g class="bar" data-kind="%s"><title>before %s: %s %s expired</title>'
+                         '<rect x="%d" y="%.1f" width="5" height="%.1f" fill="%s"/></g>' % (
+                             kind, _day(axis.start), _number(earlier), _esc(title), PLOT_LEFT, base - bar_height, bar_height, STATE_COLOURS["expired"]))
+        threshold = self.now + datetime.timedelta(days=min(self.thresholds["client"], MAX_DAYS))
         for start in sorted(buckets):
-            end = start + datetime.timedelta(days=7) if weekly else _next_month(start)
-            count = buckets[start]
+            expired, live = buckets[start]
+            count = expired + live
             left = axis.x(max(start, axis.start))
-            width = max(1.5, axis.x(end) - left - 1)
-            bar = max(2.0, BAR_HEIGHT * count / tallest)
-            state = "expired" if end <= self.now else ("expiring" if start < threshold else "valid")
+            width = max(2.5, axis.x(start + datetime.timedelta(days=7) if weekly else _next_month(start)) - left - 1)
+            bar_height = max(2.0, BAR_HEIGHT * count / tallest)
+            red = bar_height * expired / count
             label = start.strftime("week of %Y-%m-%d") if weekly else start.strftime("%Y-%m")
-            parts.append('<g class="bar" data-kind="%s"><title>%s: %s %s expire</title><rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>' % (
-                kind, label, _number(count), _esc(title), left, base - bar, width, bar, STATE_COLOURS[state]))
-            if width >= CHAR_WIDTH * len(_number(count)) or count == tallest:
-                parts.append('<text class="count" x="%.1f" y="%.1f" text-anchor="middle">%s</text>' % (left + width / 2, base - bar - 3, _number(count)))
+            parts.append('<g class="bar" data-kind="%s"><title>%s: %s %s expire%s</title>' % (
+                kind, label, _number(count), _esc(title), " (%s already expired)" % _number(expired) if expired else ""))
+            if expired:
+                parts.append('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>' % (left, base - red, width, red, STATE_COLOURS["expired"]))
+            if live:
+                parts.append('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>' % (
+                    left, base - bar_height, width, bar_height - red, STATE_COLOURS["expiring" if start < threshold else "valid"]))
+            if width >= CHAR_WIDTH * len(_number(count)):
+                parts.append('<text class="count" x="%.1f" y="%.1f" text-anchor="middle">%s</text>' % (left + width / 2, base - bar_height - 3, _number(count)))
             parts.append("</g>")
         parts.append("</g>")
         return height, "".join(parts)
@@ -589,7 +632,8 @@ class HealthReport(object):
             '<p class="legend">Grey: the past %d days. Shaded: within the warning threshold (%s). Red: expired; orange: within the threshold; '
             'blue: valid. Revoked certificates are not drawn. Hover a marker or bar for details.</p></section>\n' % (self.past_days, thresholds),
             self.acm_table(),
-            '<section id="inventory"><h2>Certificates, CA and CRL (%s), soonest expiry first</h2>%s</section>\n' % (_number(len(rows)), self.inventory_table(rows)),
+            '<section id="inventory"><h2>Certificates, CA and CRL (%s), soonest expiry first</h2>%s</section>\n' % (
+                _number(len(rows)), self.inventory_table(rows)),
             "<footer>Made by the clientvpn.pki.health_report_html filter from clientvpn.pki.vpn_pki_info's result.</footer>\n</body></html>\n",
         ))
 

@@ -21,18 +21,20 @@ material is validated.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 
 try:
     from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
 except ImportError:  # pragma: no cover - reported by the modules
     pass
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.acm_local import der_list, requested_certificates
 from ansible_collections.clientvpn.pki.plugins.module_utils.aws import aws_call, describe_error, is_not_found
-from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import ACM_KEY_TYPES
+from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import ACM_KEY_TYPES, endpoint_ca
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
 
@@ -94,14 +96,16 @@ def recorded_copies(client, store):
     """The certificates this PKI recorded in ACM (in the client's region) against the files on
     disk, one ACM read each: {name: {certificate_arn, found, same_as_disk, serial, not_after}}."""
     copies = {}
+    current = x509_inspect.load_certificate(store.ca_cert)
+    chain = [endpoint_ca(current, store.previous_ca_certs(), datetime.datetime.now(datetime.timezone.utc))]
     for name, entry in sorted(ArnRecord(store).load().get(client.meta.region_name, {}).items()):
         remote = fetch(client, entry["arn"])
         copy = {"certificate_arn": entry["arn"], "found": remote is not None, "same_as_disk": False, "serial": None, "not_after": None}
         if remote is not None:
             leaf = x509.load_pem_x509_certificate(remote[0].encode() if isinstance(remote[0], str) else remote[0])
             copy.update(serial=x509_inspect.serial_hex(leaf), not_after=x509_inspect.not_after(leaf).isoformat())
-            if os.path.exists(store.cert(name)) and os.path.exists(store.ca_cert):
-                ours = (der_list(store.read(store.cert(name))), der_list(store.read(store.ca_cert)))
+            if os.path.exists(store.cert(name)):
+                ours = (der_list(store.read(store.cert(name))), [cert.public_bytes(serialization.Encoding.DER) for cert in chain])
                 theirs = (der_list(remote[0]), der_list(remote[1]))
                 copy["same_as_disk"] = theirs[0] == ours[0] and theirs[1][: len(ours[1])] == ours[1]
         copies[name] = copy

@@ -31,7 +31,7 @@ except ImportError:  # pragma: no cover - reported by the modules
     pass
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
-from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import check_importable
+from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import check_importable, endpoint_ca
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.names import check_name, unique_names
 from ansible_collections.clientvpn.pki.plugins.module_utils.pending import made_by_an_earlier_task
@@ -52,7 +52,8 @@ class LocalCertificate(object):
 
     def __init__(self, certificate, private_key, certificate_chain, passphrase=None, cert_type="server"):
         self.leaf = x509_inspect.load_certificate(certificate)
-        self.chain = _load_chain(certificate_chain)
+        # a file, or the certificates themselves (a PKI's: clientvpn_rules.endpoint_ca)
+        self.chain = certificate_chain if isinstance(certificate_chain, list) else _load_chain(certificate_chain)
         # No RSA consistency check (~35 ms a key, most of a no-op run over many clients):
         # the key is only compared with the certificate here, and ACM validates what it imports.
         key, encrypted = x509_inspect.load_private_key(private_key, passphrase, "private_key_passphrase", check_key=False)
@@ -195,7 +196,12 @@ def _local(params, item, store, own_files, check_mode):
         paths = (store.cert(name), store.key(name), params["certificate_chain"] or store.ca_cert)
     if made_by_an_earlier_task(paths[0], check_mode):
         return None
+    chain = paths[2]
     if not own_files:
         for what, path in zip(("certificate", "private key", "CA certificate"), paths):
             check_readable("the %s of %s," % (what, item["name"]), path, PKI_HINT)
-    return LocalCertificate(paths[0], paths[1], paths[2], item["private_key_passphrase"], params["type"])
+        if not params["certificate_chain"]:
+            # the CA certificate the endpoint must trust now, which a CA renewal decides
+            current = x509_inspect.load_certificate(store.ca_cert)
+            chain = [endpoint_ca(current, store.previous_ca_certs(), datetime.datetime.now(datetime.timezone.utc))]
+    return LocalCertificate(paths[0], paths[1], chain, item["private_key_passphrase"], params["type"])

@@ -19,7 +19,7 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules impo
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import INITIAL_SERIAL
 from ansible_collections.clientvpn.pki.plugins.module_utils.safe_folder import SECRET_MODE
-from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import build_ca, to_pem, generate_key, key_to_pem
+from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import build_ca, generate_key, key_to_pem, renew_ca, to_pem
 
 # Past this, the CA's end is near enough to plan a new PKI: say so.
 EXPIRY_WARNING_DAYS = 180
@@ -44,10 +44,17 @@ def open_ca(store, passphrase):
 
 
 class CertificateAuthority(object):
-    def __init__(self, store, common_name, key_size, days, digest, passphrase=None, force=False):
+    def __init__(self, store, common_name, key_size, days, digest, passphrase=None, force=False, renew=False, renew_before_days=0):
         check_common_name("common_name", common_name)
         check_key_size("key_size", key_size)
         check_days("days", days)
+        if not 0 <= renew_before_days < days:
+            raise PkiError(
+                "renew_before_days=%s with days=%s: need 0 <= renew_before_days < days, or every run would renew the CA."
+                % (renew_before_days, days)
+            )
+        self.renew = renew
+        self.renew_before_days = renew_before_days
         self.store = store
         self.common_name = common_name
         self.key_size = key_size
@@ -95,6 +102,12 @@ class CertificateAuthority(object):
         if plan["encrypt"]:
             plan["action"] = "encrypted"
             plan["changes"].append("encrypt %s with the given passphrase" % store.ca_key)
+        renewal = self._renewal_reason(plan["existing"])
+        if renewal:
+            plan["action"] = "renewed"
+            plan["changes"].append(
+                "renew the CA certificate, keeping its key and subject (%s); the old one is kept in %s" % (renewal, store.previous_ca_list)
+            )
         if store.mode_of(store.ca_key) != SECRET_MODE:
             plan["changes"].append("set mode 0600 on %s" % store.ca_key)
         return plan
@@ -127,6 +140,13 @@ class CertificateAuthority(object):
         plan["key"] = key
         return problems
 
+    def _renewal_reason(self, cert):
+        if self.renew:
+            return "renew: true"
+        if self.renew_before_days and x509_inspect.expires_within(cert, self.renew_before_days):
+            return "it expires %s, within renew_before_days=%d" % (x509_inspect.not_after(cert).date(), self.renew_before_days)
+        return None
+
     # -- doing -------------------------------------------------------------------
     def _apply(self, plan):
         store = self.store
@@ -144,10 +164,16 @@ class CertificateAuthority(object):
             plan["new_cert"] = build_ca(key, self.common_name, self.days, self.digest)
             store.write(store.ca_key, key_to_pem(key, self.passphrase), SECRET_MODE)
             store.write(store.ca_cert, to_pem(plan["new_cert"]))
-        elif action == "encrypted":
-            store.write(store.ca_key, key_to_pem(plan["key"], self.passphrase), SECRET_MODE)
         else:
+            if plan["encrypt"]:
+                store.write(store.ca_key, key_to_pem(plan["key"], self.passphrase), SECRET_MODE)
             store.ensure_mode(store.ca_key, SECRET_MODE)
+        if action == "renewed":
+            # The old certificate is kept first: a crash in between leaves it kept and ca.crt unchanged,
+            # and the next run renews again (keep_previous_ca adds it once).
+            plan["new_cert"] = renew_ca(plan["existing"], plan["key"], self.days)
+            store.keep_previous_ca(store.read(store.ca_cert))
+            store.write(store.ca_cert, to_pem(plan["new_cert"]))
 
     def _result(self, plan):
         store = self.store

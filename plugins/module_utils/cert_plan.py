@@ -39,8 +39,8 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.pending import pendi
 from ansible_collections.clientvpn.pki.plugins.module_utils.safe_folder import SECRET_MODE
 from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import CERT_TYPES, normalize_san
 
-# Reason codes. Only EXPIRING and RENEW_ASKED keep the certificate's key and
-# content (a renewal); any other reason makes it a reissue.
+# Reason codes. Only EXPIRING, RENEW_ASKED and EARLIER_CA keep the certificate's
+# key and content (a renewal); any other reason makes it a reissue.
 NO_KEY = "no_key"
 KEY_SIZE = "key_size"
 NO_CERT = "no_certificate"
@@ -51,7 +51,9 @@ KEY_MISMATCH = "key_mismatch"
 DIFFERS = "differs"
 EXPIRING = "expiring"
 RENEW_ASKED = "renew_asked"
-RENEWAL = frozenset((EXPIRING, RENEW_ASKED))
+# its authorityKeyIdentifier names a CA certificate a renewal replaced (docs/ca-renewal.md)
+EARLIER_CA = "earlier_ca_certificate"
+RENEWAL = frozenset((EXPIRING, RENEW_ASKED, EARLIER_CA))
 _VERB = {"created": "create", "renewed": "renew", "reissued": "reissue"}
 
 
@@ -220,6 +222,9 @@ class NamePlanner(object):
             plan.because(EXPIRING, "expires %s, within renew_before_days=%d" % (x509_inspect.not_after(cert).isoformat(), self.renew_before_days))
         elif self.renew:
             plan.because(RENEW_ASKED, "renew: true")
+        elif plan.cert_is_ours and x509_inspect.names_other_ca_serial(cert, self.ca_cert):
+            plan.because(EARLIER_CA, "its authorityKeyIdentifier names the CA certificate the CA's renewal replaced (serial %s): "
+                         "it would stop working when that certificate expires" % x509_inspect.aki_serial_hex(cert))
 
 
 def plan_without_ca(spec, ca_cert_path):

@@ -7,15 +7,25 @@ client's certificate and key inlined.
 This is the step users still do by hand after
 ``aws ec2 export-client-vpn-client-configuration``: add ``<cert>`` and
 ``<key>`` to the file. Any ``cert`` / ``key`` / ``pkcs12`` line or block
-already there is removed first, so the profile works on its own.
+already there is removed first, so the profile works on its own. During a CA
+renewal's overlap, ``<ca>`` carries the renewed and the earlier CA certificate.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+except ImportError:  # pragma: no cover - reported by the modules
+    pass
+
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.aws import aws_call
+from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import profile_cas
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.names import unique_names
 from ansible_collections.clientvpn.pki.plugins.module_utils.pending import made_by_an_earlier_task
@@ -26,6 +36,7 @@ _BLOCK = re.compile(r"^[ \t]*<([a-z0-9-]+)>.*?^[ \t]*</\1>[ \t]*(?:\r?\n|\Z)", r
 # The whole option only: `key-direction 1` is another option and stays.
 _FILE_LINE = re.compile(r"^[ \t]*(?:cert|key|pkcs12)(?:[ \t][^\r\n]*)?(?:\r?\n|\Z)", re.MULTILINE)
 _CLIENT_BLOCKS = ("cert", "key", "pkcs12")
+_CA_BLOCK = re.compile(r"^[ \t]*<ca>.*?^[ \t]*</ca>[ \t]*(?:\r?\n|\Z)", re.MULTILINE | re.DOTALL)
 _PEM = re.compile(rb"-----BEGIN ([A-Z ]+)-----.*?-----END \1-----\r?\n?", re.DOTALL)
 
 
@@ -52,6 +63,26 @@ def _pem_only(data, what, path):
     if not blocks:
         raise PkiError("%s %s holds no PEM block." % (what, path))
     return b"".join(block if block.endswith(b"\n") else block + b"\n" for block in blocks).decode("ascii")
+
+
+def with_pki_cas(base, pki):
+    """The configuration with its <ca> (the chain the endpoint was given) replaced, when it holds this
+    PKI's CA, by the CA certificates a client needs through a CA renewal: the current one, and the
+    one it replaced while that is valid (clientvpn_rules.profile_cas)."""
+    match = _CA_BLOCK.search(base)
+    if match is None or not os.path.exists(pki.ca_cert):
+        return base
+    try:
+        listed = x509.load_pem_x509_certificates(match.group(0).encode("ascii", "replace"))
+    except ValueError:
+        return base
+    current = x509_inspect.load_certificate(pki.ca_cert)
+    key = x509_inspect.public_key_der(current.public_key())
+    if not any(x509_inspect.public_key_der(cert.public_key()) == key for cert in listed):
+        return base  # another CA's chain: the endpoint's own business
+    cas = profile_cas(current, pki.previous_ca_certs(), datetime.datetime.now(datetime.timezone.utc))
+    block = "<ca>\n%s</ca>\n" % "".join(cert.public_bytes(serialization.Encoding.PEM).decode("ascii") for cert in cas)
+    return base[:match.start()] + block + base[match.end():]
 
 
 def render(base, cert_pem, key_pem):
@@ -94,6 +125,8 @@ class ClientProfiles(object):
             self.base = base_configuration(configuration)
 
     def run(self, check_mode):
+        if self.base is not None:
+            self.base = with_pki_cas(self.base, self.pki)
         # Every profile is rendered before anything is written: a missing certificate
         # fails the run with dest untouched, not with half the profiles written.
         contents = dict((name, self._render(name, check_mode)) for name in self.names)

@@ -9,6 +9,7 @@ certificate that Client VPN or ACM would reject is never produced.
 
 from __future__ import annotations
 
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 
 # Client VPN accepts RSA 1024 and 2048 only (admin guide, "Mutual authentication").
@@ -86,9 +87,7 @@ def check_importable(leaf, key, key_pem, chain, cert_type, now):
     ``leaf`` and ``chain`` are cryptography certificates, ``key`` the loaded
     private key and ``key_pem`` the bytes that would be sent.
     """
-    # Imported here: module_utils that do not import need no cryptography.
-    from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
-    from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import extended_key_usage
+    from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import extended_key_usage  # pylint: disable=import-outside-toplevel
 
     if not x509_inspect.key_matches(key, leaf):
         raise PkiError("private_key does not belong to certificate: give the key the certificate was issued for.")
@@ -120,3 +119,40 @@ def check_importable(leaf, key, key_pem, chain, cert_type, now):
             )
     if len(key_pem) > ACM_MAX_KEY_BYTES:
         raise PkiError("private_key is %d bytes of PEM; ACM accepts at most %d." % (len(key_pem), ACM_MAX_KEY_BYTES))
+
+
+# -- a renewed CA (docs/ca-renewal.md) ---------------------------------------------------
+# The endpoint keeps trusting the CA certificate a renewal replaced until this many days before
+# that certificate expires; then the server certificate is re-imported with the renewed one (an
+# ACM re-import reaches the endpoint within 24 hours).
+ENDPOINT_CA_SWITCH_DAYS = 14
+
+
+def renewals_of(current, previous, now):
+    """The earlier CA certificates (from expired-ca.list) that ``current`` renewed, still valid at
+    ``now``: same subject and key, newest first."""
+    key = x509_inspect.public_key_der(current.public_key())
+    return [
+        cert for cert in previous
+        if cert.subject == current.subject and x509_inspect.public_key_der(cert.public_key()) == key and x509_inspect.not_after(cert) > now
+    ]
+
+
+def endpoint_ca(current, previous, now):
+    """The one CA certificate the endpoint trusts (the chain imported with the server certificate).
+
+    During a renewal's overlap, the earlier certificate: clients issued under it with easy-rsa's
+    authorityKeyIdentifier (issuer and serial) chain only to it, and the certificates issued since
+    (keyid only) chain to either. One certificate only: an OpenVPN server refuses a CA file with two
+    certificates of one subject. The renewed certificate takes over ENDPOINT_CA_SWITCH_DAYS before
+    the earlier one expires."""
+    for cert in renewals_of(current, previous, now):
+        if (x509_inspect.not_after(cert) - now).days > ENDPOINT_CA_SWITCH_DAYS:
+            return cert
+    return current
+
+
+def profile_cas(current, previous, now):
+    """The CA certificates a client profile carries: the current one, and during a renewal's overlap
+    the earlier ones still valid (a client checks its anchor's own notAfter)."""
+    return [current] + renewals_of(current, previous, now)

@@ -20,6 +20,11 @@ from __future__ import annotations
 import os
 import re
 
+try:
+    from cryptography import x509
+except ImportError:  # pragma: no cover - reported by the modules
+    pass
+
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_index, format_serial, parse_index
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_layout import EASYRSA_32, EASYRSA_CONFIG, EasyrsaLayout
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
@@ -35,6 +40,7 @@ _YES, _NO = ("y", "yes", "true", "t", "on", "1"), ("n", "no", "false", "f", "off
 # commands work on it wherever easy-rsa is installed.
 EASYRSA_DATA_DIRS = ("/etc/easy-rsa", "/usr/share/easy-rsa", "/usr/local/share/easy-rsa")
 INITIAL_SERIAL = "01\n"
+_PREVIOUS_CA_HEADER = b"# Easy-RSA expired CA certificate list:"
 _HEX = re.compile(r"^[0-9A-Fa-f]+$")
 
 
@@ -84,6 +90,30 @@ class PkiStore(SafeFolder):
 
     def renewed_cert(self, name):
         return self.path("renewed", "issued", name + ".crt")
+
+    @property
+    def previous_ca_list(self):
+        """The CA certificates a renewal replaced, newest first (easy-rsa 3.2.2+ renew-ca's file)."""
+        return self.path("expired-ca.list")
+
+    def previous_ca_certs(self):
+        if not os.path.exists(self.previous_ca_list):
+            return []
+        try:
+            return x509.load_pem_x509_certificates(self.read(self.previous_ca_list))
+        except ValueError as exc:
+            raise PkiError("%s holds no readable PEM certificate (%s). Restore it from a backup: it keeps the CA "
+                           "certificates a renewal replaced. Nothing was changed." % (self.previous_ca_list, exc))
+
+    def keep_previous_ca(self, cert_pem):
+        """Put a replaced CA certificate first in expired-ca.list, the way easy-rsa 3.2.2+ renew-ca does:
+        its header, the certificate file as it was, then the earlier list less its first header line.
+        Kept once, so a re-run after a crash adds nothing."""
+        kept = self.read(self.previous_ca_list) if os.path.exists(self.previous_ca_list) else b""
+        if cert_pem in kept:
+            return
+        kept = re.sub(rb"(?m)^" + re.escape(_PREVIOUS_CA_HEADER) + rb"$", b"", kept)
+        self.write(self.previous_ca_list, _PREVIOUS_CA_HEADER + b"\n# " + b"=" * 37 + b"\n\n" + cert_pem + kept)
 
     def expired_cert(self, name):
         return self.path("expired", name + ".crt")

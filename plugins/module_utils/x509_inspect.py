@@ -129,6 +129,22 @@ def extended_key_usages(cert):
         return set()
 
 
+def aki_serial_hex(cert):
+    """The issuer serial a certificate's authorityKeyIdentifier names (easy-rsa's issuer:always), or None."""
+    try:
+        serial = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.authority_cert_serial_number
+    except x509.ExtensionNotFound:
+        return None
+    return format_serial(serial) if serial is not None else None
+
+
+def names_other_ca_serial(cert, ca_cert):
+    """True when the certificate's authorityKeyIdentifier names a CA certificate other than ``ca_cert``:
+    it chains only to that other one (OpenSSL matches the serial)."""
+    named = aki_serial_hex(cert)
+    return named is not None and named != serial_hex(ca_cert)
+
+
 def not_after(cert):
     return cert.not_valid_after_utc
 

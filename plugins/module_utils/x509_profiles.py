@@ -239,6 +239,31 @@ def build_ca(key, common_name, days, digest):
     return builder.sign(key, digest_of(digest))
 
 
+def renew_ca(old, key, days):
+    """The CA certificate renewed: the same key, subject and key identifier (every certificate and CRL
+    the CA signed still names it), a new serial and validity, the old extensions with their
+    criticality, and an authorityKeyIdentifier with the key identifier only, so that nothing names a
+    serial (docs/ca-renewal.md). Signed with the old certificate's digest."""
+    not_before, not_after = _validity(days)
+    ski = _has_ski(old) and old.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    ski = ski or x509.SubjectKeyIdentifier.from_public_key(key.public_key())
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(old.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(ski, critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier(ski.digest, None, None), critical=False)
+    )
+    for extension in old.extensions:
+        if not isinstance(extension.value, (x509.SubjectKeyIdentifier, x509.AuthorityKeyIdentifier)):
+            builder = builder.add_extension(extension.value, critical=extension.critical)
+    return builder.sign(key, old.signature_hash_algorithm)
+
+
 def build_request(key, common_name, subject_alt_names, digest):
     """The request easy-rsa keeps in reqs/<name>.req (with the SANs it asked for)."""
     builder = x509.CertificateSigningRequestBuilder().subject_name(_cn_name(common_name))

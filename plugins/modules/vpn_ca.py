@@ -81,6 +81,24 @@ options:
       - Every certificate the old CA issued must then be issued again, and re-imported to ACM.
     type: bool
     default: false
+  renew:
+    description:
+      - Renew the CA certificate now, keeping its key and subject (and key identifier), as easy-rsa 3.2.2+
+        C(renew-ca) does but without its trap (docs/ca-renewal.md). The new certificate gets a new serial and
+        O(days) of validity; the old one is kept first in C(expired-ca.list), and stays trusted by the client
+        profiles, and by the endpoint through the ACM chain, until shortly before it expires.
+      - Every certificate and CRL the CA signed stays valid. Certificates issued before whose authorityKeyIdentifier
+        names the old certificate's serial (easy-rsa's) are renewed by M(clientvpn.pki.vpn_cert) on its next run.
+    type: bool
+    default: false
+    version_added: 0.2.0
+  renew_before_days:
+    description:
+      - Renew the CA certificate when it expires within this many days. V(0) (the default) renews only with
+        O(renew=true); the C(pki) role sets 365 (C(pki_ca_renew_before_days)), leaving a year to hand out new profiles.
+    type: int
+    default: 0
+    version_added: 0.2.0
   easyrsa_version:
     description:
       - Which easy-rsa a new PKI is laid out for, so that this version's C(easyrsa) commands keep working on it.
@@ -128,6 +146,10 @@ EXAMPLES = r"""
   clientvpn.pki.vpn_ca:
     pki_dir: /srv/clientvpn-32/pki
     easyrsa_version: "3.2"
+- name: Renew the CA certificate a year before it expires, keeping its key (the pki role does this)
+  clientvpn.pki.vpn_ca:
+    pki_dir: /srv/clientvpn/pki
+    renew_before_days: 365
 - name: Replace a CA on purpose (backs up the old one)
   clientvpn.pki.vpn_ca:
     pki_dir: /srv/clientvpn/pki
@@ -140,7 +162,7 @@ action:
   description: What happened to the CA.
   returned: success
   type: str
-  choices: [created, unchanged, encrypted, replaced]
+  choices: [created, unchanged, encrypted, renewed, replaced]
   sample: created
 changes:
   description: One sentence per change made (or, in check mode, to be made).
@@ -226,6 +248,8 @@ def main():
             passphrase=dict(type="str", no_log=True),
             force=dict(type="bool", default=False),
             easyrsa_version=dict(type="str", choices=["3.1", "3.2"]),
+            renew=dict(type="bool", default=False),
+            renew_before_days=dict(type="int", default=0),
             # Deprecated: a single choice decides nothing. Users who pass it get a warning until 1.0.0.
             state=dict(type="str", default="present", choices=["present"], removed_in_version="1.0.0", removed_from_collection="clientvpn.pki"),
         ),
@@ -242,6 +266,8 @@ def main():
             digest=params["digest"],
             passphrase=params["passphrase"],
             force=params["force"],
+            renew=params["renew"],
+            renew_before_days=params["renew_before_days"],
         ),
     )
 
