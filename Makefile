@@ -54,22 +54,26 @@ $(VENV)/.stamp: $(VENV)/.stamp-demo requirements-dev.txt
 
 # easy-rsa, openssl and openvpn are used by the integration and system tests; Debian 12's
 # python3-cryptography (38, older than the modules need) by the test of that refusal.
+SYSTEM_PACKAGES := easy-rsa openssl openvpn python3-cryptography faketime chromium
+
 system-deps:
 	@missing=()
 	[[ -x /usr/share/easy-rsa/easyrsa ]] || missing+=(easy-rsa)
 	command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 	command -v openvpn >/dev/null 2>&1 || [[ -x /usr/sbin/openvpn ]] || missing+=(openvpn)
 	/usr/bin/python3 -c 'import cryptography' >/dev/null 2>&1 || missing+=(python3-cryptography)
+	command -v faketime >/dev/null 2>&1 || missing+=(faketime)
+	command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 	if (( $${#missing[@]} == 0 )); then
-		echo "system-deps: easy-rsa, openssl, openvpn and python3-cryptography are present"
+		echo "system-deps: $(SYSTEM_PACKAGES) are present"
 	elif [[ "$$(id -u)" == 0 ]]; then
 		echo "system-deps: installing (missing: $${missing[*]})"
 		apt-get update
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends easy-rsa openssl openvpn python3-cryptography
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES)
 	else
 		echo "WARNING: missing system packages: $${missing[*]}" >&2
 		echo "WARNING: not root, so not installing them; run as root or:" >&2
-		echo "WARNING:   apt-get install -y --no-install-recommends easy-rsa openssl openvpn python3-cryptography" >&2
+		echo "WARNING:   apt-get install -y --no-install-recommends $(SYSTEM_PACKAGES)" >&2
 		echo "WARNING: tests that need them will fail." >&2
 	fi
 

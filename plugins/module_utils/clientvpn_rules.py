@@ -146,7 +146,8 @@ def endpoint_ca(current, previous, now):
     (keyid only) chain to either. One certificate only: an OpenVPN server refuses a CA file with two
     certificates of one subject. The renewed certificate takes over ENDPOINT_CA_SWITCH_DAYS before
     the earlier one expires."""
-    for cert in renewals_of(current, previous, now):
+    # the oldest still-valid one: the certificate clients from before the first renewal name
+    for cert in reversed(renewals_of(current, previous, now)):
         if (x509_inspect.not_after(cert) - now).days > ENDPOINT_CA_SWITCH_DAYS:
             return cert
     return current

@@ -20,6 +20,7 @@ try:
 except ImportError:  # pragma: no cover - reported by the modules
     pass
 
+from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import open_ca
 from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import CLIENT_VPN_MAX_CRL_ENTRIES, check_days
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import REVOCATION_REASONS, format_serial, parse_time
@@ -101,6 +102,10 @@ class CrlPublisher(object):
         except ValueError:
             return None  # unreadable: replaced below (it was ours to write)
         if crl.issuer != ca_cert.subject or not crl.is_signature_valid(ca_cert.public_key()):
+            return None
+        if x509_inspect.names_other_ca_serial(crl, ca_cert):
+            # easy-rsa's gen-crl names the CA certificate's serial: after a CA renewal OpenSSL finds
+            # no CRL for any client with it (docs/ca-renewal.md); signed again, keyid only.
             return None
         return crl
 

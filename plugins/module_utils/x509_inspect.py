@@ -130,7 +130,7 @@ def extended_key_usages(cert):
 
 
 def aki_serial_hex(cert):
-    """The issuer serial a certificate's authorityKeyIdentifier names (easy-rsa's issuer:always), or None."""
+    """The issuer serial the authorityKeyIdentifier of a certificate or CRL names (easy-rsa's issuer:always), or None."""
     try:
         serial = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value.authority_cert_serial_number
     except x509.ExtensionNotFound:

@@ -13,7 +13,7 @@ description:
   - Reads an easy-rsa PKI and writes nothing. Returns the CA, every certificate of C(index.txt), the CRL and,
     with O(acm=true), the ACM copies this PKI recorded, each with its dates and days left.
   - Returns RV(problems), each with a code, the object, the date, the days left and the fix, for what crosses a
-    threshold: the CRL's nextUpdate (after it, Client VPN refuses every connection), the server certificate,
+    threshold - the CRL's nextUpdate (after it, Client VPN refuses every connection), the server certificate,
     the CA, client certificates, a CRL that does not list exactly the revoked rows, a CRL near Client VPN's
     20,000 entries, valid rows without their certificate file, ACM copies that differ from disk or are gone.
   - A problem is V(critical) when it stops connections once its date comes (the CRL, the server, the CA, ACM);
@@ -44,7 +44,7 @@ options:
   acm:
     description:
       - Also compare the certificates this PKI recorded in ACM (C(acm-certificates.json), in the region of the AWS
-        options) with the files on disk: one C(GetCertificate) per certificate.
+        options) with the files on disk, with one C(GetCertificate) per certificate.
     type: bool
     default: false
   ca_expiry_days:
@@ -87,13 +87,21 @@ EXAMPLES = r"""
     that: health.summary.critical == 0
     fail_msg: "{{ health.problems | selectattr('severity', 'equalto', 'critical') | map(attribute='message') | list }}"
 
-- name: Also check the copies in ACM, with tighter thresholds
+- name: The server certificate in ACM (as the mutual_auth playbook imports it)
+  clientvpn.pki.vpn_acm_import:
+    pki_dir: /srv/clientvpn/pki
+    name: server
+    region: eu-west-1
+
+- name: Also check the copies in ACM (the same certificate and chain as on disk?), with tighter thresholds
   clientvpn.pki.vpn_pki_info:
     pki_dir: /srv/clientvpn/pki
     acm: true
     region: eu-west-1
     crl_expiry_days: 21
     server_expiry_days: 45
+  register: health
+  failed_when: health.acm.server.same_as_disk is not true
 """
 
 RETURN = r"""

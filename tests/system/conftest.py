@@ -45,13 +45,13 @@ def require(tool):
     path = shutil.which(tool) or (os.path.join(EASYRSA_DIR, tool) if os.path.exists(os.path.join(EASYRSA_DIR, tool)) else None)
     if path:
         return path
-    message = "%s is not installed (make test installs it when run as root: apt-get install easy-rsa openssl)" % tool
+    message = "%s is not installed (make test installs it when run as root: see the Makefile's SYSTEM_PACKAGES)" % tool
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)
 
 
-def run_module(module, args, check_mode=False, diff=False):
+def run_module(module, args, check_mode=False, diff=False, extra_env=None):
     """Run a module the way AnsiballZ does (args file, JSON out); returns (rc, result)."""
     root = collections_path()
     args = dict(args, _ansible_check_mode=check_mode, _ansible_diff=diff)
@@ -60,7 +60,7 @@ def run_module(module, args, check_mode=False, diff=False):
         input=json.dumps({"ANSIBLE_MODULE_ARGS": args}),
         capture_output=True,
         text=True,
-        env=dict(os.environ, PYTHONPATH=root),
+        env=dict(os.environ, PYTHONPATH=root, **(extra_env or {})),
         timeout=300,
         check=False,
     )

@@ -129,7 +129,8 @@ def chromium(profile, *args):
     command = [require("chromium"), "--headless", "--disable-gpu", "--no-first-run", "--hide-scrollbars", "--user-data-dir=%s" % profile]
     if os.geteuid() == 0:
         command.append("--no-sandbox")  # Chromium refuses to run as root with its sandbox
-    proc = subprocess.run(command + list(args), capture_output=True, text=True, timeout=180, check=False)
+    # A page that ran script (an alert) would hang headless Chromium: a minute is far more than the page needs.
+    proc = subprocess.run(command + list(args), capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout
 

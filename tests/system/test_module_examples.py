@@ -140,6 +140,7 @@ PREPARE = {
     "vpn_client_profiles": _profiles_config,
     "vpn_crl": lambda scratch: _pki(scratch, clients=CLIENTS),
     "vpn_endpoint_crl": lambda scratch: _pki(scratch, crl=True),
+    "vpn_pki_info": lambda scratch: _pki(scratch, clients=CLIENTS[:1], server=True, crl=True),
     "vpn_stage": lambda scratch: _pki(scratch, clients=CLIENTS[:1], server=True),
 }
 
