@@ -18,6 +18,7 @@ import os
 
 try:
     from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
 except ImportError:  # pragma: no cover - reported by the modules
     pass
 
@@ -31,8 +32,6 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import Pki
 
 # Days before a date that make it a problem (module options of vpn_pki_info).
 DEFAULT_THRESHOLDS = {"ca": 180, "server": 30, "crl": 14, "client": 30}
-# Where easy-rsa 3.2.2+ renew-ca keeps the CA certificates it replaced (and so do we).
-PREVIOUS_CA_FILE = "expired-ca.list"
 CRL_WARNING_ENTRIES = CLIENT_VPN_MAX_CRL_ENTRIES * 9 // 10
 
 
@@ -43,8 +42,9 @@ def _iso(moment):
 class PkiHealth(object):
     """Reads one PKI (a ``PkiStore``) under a shared lock; ``report()`` is the whole picture."""
 
-    def __init__(self, store, thresholds=None, now=None):
+    def __init__(self, store, thresholds=None, now=None, profiles_dir=None):
         self.store = store
+        self.profiles_dir = profiles_dir
         self.thresholds = dict(DEFAULT_THRESHOLDS, **(thresholds or {}))
         for what, days in self.thresholds.items():
             if days is None or days < 0:
@@ -64,7 +64,10 @@ class PkiHealth(object):
             ca_cert = x509_inspect.load_certificate(store.ca_cert)
             entries = store.read_index()
             ca = self._ca(ca_cert)
-            certificates = self._certificates(entries)
+            named = self._named()
+            certificates = self._certificates(entries, named)
+            self._on_previous_ca(ca_cert, named)
+            profiles = self.profiles(self.profiles_dir, ca_cert) if self.profiles_dir else {}
             crl = self._crl(ca_cert, entries)
         return {
             "pki_dir": store.root,
@@ -75,6 +78,7 @@ class PkiHealth(object):
             "certificates": certificates,
             "crl": crl,
             "acm": {},
+            "profiles": profiles,
             "problems": self.problems,
             "summary": self.summary(certificates),
         }
@@ -114,15 +118,8 @@ class PkiHealth(object):
     # -- the CA ------------------------------------------------------------------------
     def _ca(self, ca_cert):
         not_after = x509_inspect.not_after(ca_cert)
-        previous = []
-        path = self.store.path(PREVIOUS_CA_FILE)
-        if os.path.exists(path):
-            try:
-                kept = x509.load_pem_x509_certificates(self.store.read(path))
-            except ValueError as exc:
-                raise PkiError("%s holds no readable PEM certificate (%s). Restore it from a backup." % (path, exc))
-            previous = [{"serial": x509_inspect.serial_hex(cert), "not_after": _iso(x509_inspect.not_after(cert)),
-                         "days_left": self.days_left(x509_inspect.not_after(cert))} for cert in kept]
+        previous = [dict(x509_inspect.facts(cert), days_left=self.days_left(x509_inspect.not_after(cert)))
+                    for cert in self.store.previous_ca_certs()]
         if self.days_left(not_after) <= self.thresholds["ca"]:
             self.problem(
                 "ca_expiring", "critical", self.store.ca_cert, not_after,
@@ -130,6 +127,48 @@ class PkiHealth(object):
                 "renew the CA, keeping its key: ansible-playbook clientvpn.pki.renew_ca (docs/ca-renewal.md)",
             )
         return dict(x509_inspect.facts(ca_cert), days_left=self.days_left(not_after), previous=previous)
+
+    def _on_previous_ca(self, ca_cert, named):
+        """Valid certificates in issued/ whose authorityKeyIdentifier names a CA certificate a renewal
+        replaced: they stop working when it expires (vpn_cert renews them on its next run)."""
+        stale = []
+        for name, folder, cert in named.values():
+            if folder == "issued" and x509_inspect.names_other_ca_serial(cert, ca_cert) and x509_inspect.is_issued_by(cert, ca_cert):
+                stale.append(name)
+        if stale:
+            self.problem("certificates_on_previous_ca", "warning", "%d certificate(s)" % len(stale), None,
+                         "%s name(s) the CA certificate a renewal replaced: they stop working when it expires" % ", ".join(sorted(stale)[:5]),
+                         "run clientvpn.pki.mutual_auth (it renews them with their keys), then hand out their new profiles")
+
+    # -- client profiles ---------------------------------------------------------------
+    def profiles(self, folder, ca_cert):
+        """{name: {"has_current_ca": bool, "ca_not_after": date its newest CA certificate expires}} of the
+        .ovpn files in ``folder``; those without the current CA certificate are a problem."""
+        current = ca_cert.public_bytes(serialization.Encoding.DER)
+        found, outdated = {}, []
+        for filename in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+            if not filename.endswith(".ovpn"):
+                continue
+            text = self.store.read(os.path.join(folder, filename))
+            block = text[text.find(b"<ca>"):text.find(b"</ca>")] if b"<ca>" in text else b""
+            try:
+                cas = x509.load_pem_x509_certificates(block) if block else []
+            except ValueError:
+                cas = []
+            anchors = [x509_inspect.not_after(cert) for cert in cas]
+            entry = {"has_current_ca": any(cert.public_bytes(serialization.Encoding.DER) == current for cert in cas),
+                     "ca_not_after": _iso(max(anchors)) if anchors else None}
+            found[filename[:-5]] = entry
+            if not entry["has_current_ca"]:
+                outdated.append((filename[:-5], max(anchors) if anchors else None))
+        if outdated:
+            soonest = min((when for name, when in outdated if when is not None), default=None)
+            self.problem("profiles_outdated", "critical" if soonest is not None and self.days_left(soonest) <= self.thresholds["ca"] else "warning",
+                         folder, soonest,
+                         "%d profile(s) do not carry the current CA certificate (%s): they stop connecting when the CA "
+                         "certificate they trust expires" % (len(outdated), ", ".join(name for name, when in outdated[:5])),
+                         "write them again (clientvpn.pki.client_profiles) and hand them out before that date")
+        return found
 
     # -- the certificates in index.txt ---------------------------------------------------
     def _named(self):
@@ -152,8 +191,7 @@ class PkiHealth(object):
                 return folder, x509_inspect.load_certificate(path)
         return None, None
 
-    def _certificates(self, entries):
-        named = self._named()
+    def _certificates(self, entries, named):
         certificates = []
         for entry in entries:
             name, folder, cert = named.get(entry.serial, (None, None, None))
@@ -249,8 +287,8 @@ class PkiHealth(object):
 class HealthCheck(object):
     """vpn_pki_info's backend: the PKI's report, then ACM's copies when ``connect`` (aws.connector) is given."""
 
-    def __init__(self, pki_dir, thresholds, connect=None):
-        self.health = PkiHealth(PkiStore(pki_dir), thresholds)
+    def __init__(self, pki_dir, thresholds, connect=None, profiles_dir=None):
+        self.health = PkiHealth(PkiStore(pki_dir), thresholds, profiles_dir=profiles_dir)
         self.connect = connect
 
     def run(self, check_mode):

@@ -15,7 +15,8 @@ description:
   - Returns RV(problems), each with a code, the object, the date, the days left and the fix, for what crosses a
     threshold - the CRL's nextUpdate (after it, Client VPN refuses every connection), the server certificate,
     the CA, client certificates, a CRL that does not list exactly the revoked rows, a CRL near Client VPN's
-    20,000 entries, valid rows without their certificate file, ACM copies that differ from disk or are gone.
+    20,000 entries, valid rows without their certificate file, certificates and client profiles that still depend on
+    a CA certificate a renewal replaced, ACM copies that differ from disk or are gone.
   - A problem is V(critical) when it stops connections once its date comes (the CRL, the server, the CA, ACM);
     V(warning) when it is work to plan (clients, files, a CRL near its size limit). The C(clientvpn.pki.health)
     playbook fails on critical problems so that a scheduled job notifies.
@@ -47,6 +48,13 @@ options:
         options) with the files on disk, with one C(GetCertificate) per certificate.
     type: bool
     default: false
+  profiles_dir:
+    description:
+      - A folder of client profiles (C(.ovpn), as C(vpn_client_profiles) writes them) to check. A profile whose C(<ca>)
+        does not carry the current CA certificate (written before a CA renewal) stops connecting when the CA certificate
+        it trusts expires; RV(profiles) lists them and they are a problem (C(profiles_outdated)), critical once that
+        date is within O(ca_expiry_days).
+    type: path
   ca_expiry_days:
     description:
       - A CA certificate expiring within this many days is a critical problem (C(ca_expiring)).
@@ -151,6 +159,12 @@ acm:
   type: dict
   sample: {"server": {"certificate_arn": "arn:aws:acm:eu-west-1:123456789012:certificate/...", "found": true, "same_as_disk": true,
            "serial": "F7D1...", "not_after": "2029-02-26T20:06:30+00:00"}}
+profiles:
+  description: With O(profiles_dir), each profile by client name, whether its C(<ca>) holds the current CA certificate
+    and when the newest CA certificate it holds expires.
+  returned: success
+  type: dict
+  sample: {"alice.example.com": {"has_current_ca": false, "ca_not_after": "2027-11-26T00:00:00+00:00"}}
 problems:
   description: What crosses a threshold, each with V(critical) or V(warning), the object, the date, days left and the fix.
   returned: success
@@ -177,6 +191,7 @@ def main():
     argument_spec = dict(
         pki_dir=dict(type="path", required=True),
         acm=dict(type="bool", default=False),
+        profiles_dir=dict(type="path"),
         ca_expiry_days=dict(type="int", default=180),
         server_expiry_days=dict(type="int", default=30),
         crl_expiry_days=dict(type="int", default=14),
@@ -187,7 +202,7 @@ def main():
     params = module.params
     thresholds = dict((what, params["%s_expiry_days" % what]) for what in ("ca", "server", "crl", "client"))
     connect = connector("acm", params) if params["acm"] else None
-    run_backend(module, lambda: HealthCheck(params["pki_dir"], thresholds, connect), needs_boto3=params["acm"])
+    run_backend(module, lambda: HealthCheck(params["pki_dir"], thresholds, connect, params["profiles_dir"]), needs_boto3=params["acm"])
 
 
 if __name__ == "__main__":

@@ -133,3 +133,29 @@ def test_profiles_carry_the_renewed_and_the_earlier_ca_certificate(pki, helpers,
     assert [cert.serial_number for cert in x509.load_pem_x509_certificates(block.encode())] == [
         x509_inspect.load_certificate(pki.ca_cert).serial_number, x509.load_pem_x509_certificate(old_pem.encode()).serial_number]
     assert profile.endswith("verb 3\n<cert>\n" + profile.split("<cert>\n")[1])
+
+
+def test_health_says_what_still_depends_on_the_replaced_ca_certificate(tmp_path, helpers):
+    """After a renewal: easy-rsa's leaves naming the old serial, and profiles without the renewed CA certificate."""
+    from ansible_collections.clientvpn.pki.plugins.module_utils.pki_health import PkiHealth
+
+    root = str(tmp_path / "pki")
+    shutil.copytree(FIXTURE, root)
+    store = PkiStore(root)
+    old_pem = helpers.read(store.ca_cert).decode()
+    os.makedirs(str(tmp_path / "profiles"))
+    ClientProfiles(root, ["client1.domain.tld"], str(tmp_path / "profiles"), ENDPOINT % old_pem).run(False)
+    renew(store, helpers, renew=True, common_name="Easy-RSA CA", key_size=2048)
+    report = PkiHealth(PkiStore(root), profiles_dir=str(tmp_path / "profiles")).report()
+    codes = dict((problem["code"], problem) for problem in report["problems"])
+    assert sorted(codes) == ["certificates_on_previous_ca", "profiles_outdated"]
+    assert "client1.domain.tld" in codes["certificates_on_previous_ca"]["message"]
+    assert report["profiles"]["client1.domain.tld"]["has_current_ca"] is False
+    assert codes["profiles_outdated"]["date"] == x509.load_pem_x509_certificate(old_pem.encode()).not_valid_after_utc.isoformat()
+    assert [previous["serial"] for previous in report["ca"]["previous"]] == [
+        x509_inspect.serial_hex(x509.load_pem_x509_certificate(old_pem.encode()))]
+    # mutual_auth renews the leaves, the profiles are written again: nothing left to say
+    helpers.issue(store, ["server"], cert_type="server", key_size=2048)
+    helpers.issue(store, ["client1.domain.tld", "reissued.domain.tld"], key_size=2048)
+    ClientProfiles(root, ["client1.domain.tld"], str(tmp_path / "profiles"), ENDPOINT % old_pem).run(False)
+    assert PkiHealth(PkiStore(root), profiles_dir=str(tmp_path / "profiles")).report()["problems"] == []
