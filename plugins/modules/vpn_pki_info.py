@@ -33,6 +33,7 @@ attributes:
     description: The module never writes; check mode returns the same report.
   diff_mode:
     support: none
+    description: Nothing changes, so there is no diff.
   idempotent:
     support: full
     description: Read-only.
@@ -133,24 +134,106 @@ thresholds:
   type: dict
   sample: {"ca": 180, "server": 30, "crl": 14, "client": 30}
 ca:
-  description: The CA certificate, and the earlier CA certificates a renewal kept (C(expired-ca.list)) in RV(ca.previous).
+  description: The CA certificate, and the earlier CA certificates a renewal kept (C(expired-ca.list)).
   returned: success
   type: dict
-  sample: {"common_name": "Easy-RSA CA", "serial": "7216B8...", "not_after": "2036-11-22T20:06:30+00:00", "days_left": 3649,
-           "key": "RSA 2048", "previous": []}
+  contains:
+    common_name:
+      description: The CA's CN.
+      type: str
+      sample: Easy-RSA CA
+    serial:
+      description: Serial number, upper-case hex.
+      type: str
+    not_after:
+      description: End of validity (ISO 8601, UTC).
+      type: str
+      sample: "2036-11-22T20:06:30+00:00"
+    days_left:
+      description: Days from RV(checked_at) to RV(ca.not_after); negative once expired.
+      type: int
+      sample: 3649
+    key:
+      description: Key type and size.
+      type: str
+      sample: RSA 2048
+    previous:
+      description: The CA certificates a renewal replaced, newest first, each with the same facts.
+      type: list
+      elements: dict
+      sample: []
 certificates:
-  description:
-    - Every row of C(index.txt), soonest expiry first. RV(certificates[].name) is the file name in C(issued/), or null
-      when no certificate there has that serial (revoked, renewed, or lost).
+  description: Every row of C(index.txt), soonest expiry first.
   returned: success
   type: list
   elements: dict
+  contains:
+    name:
+      description:
+        - The certificate's name (its file in C(issued/), or the name C(renew) and C(expire) kept it under), or null when
+          it is only found by serial (a revoked one) or nowhere.
+      type: str
+      sample: server
+    common_name:
+      description: Its CN (the C(index.txt) subject when no file was found).
+      type: str
+    type:
+      description: C(server), C(client) or C(unknown) (from the EKU).
+      type: str
+    status:
+      description: C(V), C(R) or C(E), as C(index.txt) says.
+      type: str
+    serial:
+      description: Serial number, upper-case hex.
+      type: str
+    not_after:
+      description: End of validity (ISO 8601, UTC).
+      type: str
+    days_left:
+      description: Days left; negative once expired.
+      type: int
+    revoked_at:
+      description: Revocation time of an C(R) row, else null.
+      type: str
+    key:
+      description: Key type and size, when the certificate file was found.
+      type: str
+    folder:
+      description: Where its file is (C(issued), C(renewed/issued), C(expired), C(certs_by_serial), C(renewed/certs_by_serial),
+        C(revoked/certs_by_serial)), or null.
+      type: str
+    current:
+      description: Whether it is the name's certificate in C(issued/).
+      type: bool
+    files_present:
+      description: Whether its certificate and key are in C(issued/) and C(private/).
+      type: bool
   sample: [{"name": "server", "common_name": "server", "type": "server", "status": "V", "serial": "F7D1...",
-            "not_after": "2029-02-26T20:06:30+00:00", "days_left": 822, "revoked_at": null, "key": "RSA 2048", "files_present": true}]
+            "not_after": "2029-02-26T20:06:30+00:00", "days_left": 822, "revoked_at": null, "key": "RSA 2048",
+            "folder": "issued", "current": true, "files_present": true}]
 crl:
-  description: The CRL (C(crl.pem)); RV(crl.matches_index) says whether it lists exactly the revoked rows, signed by this CA.
+  description: The CRL (C(crl.pem)).
   returned: success
   type: dict
+  contains:
+    present:
+      description: Whether C(crl.pem) exists.
+      type: bool
+    entries:
+      description: Revoked certificates it lists.
+      type: int
+    this_update:
+      description: thisUpdate (ISO 8601, UTC).
+      type: str
+    next_update:
+      description: nextUpdate (ISO 8601, UTC); after it Client VPN refuses every connection.
+      type: str
+    days_left:
+      description: Days to nextUpdate.
+      type: int
+    matches_index:
+      description: Whether it lists exactly the revoked rows of C(index.txt) and this CA signed it.
+      type: bool
   sample: {"present": true, "entries": 1, "this_update": "2026-11-26T00:00:00+00:00", "next_update": "2027-05-25T00:00:00+00:00",
            "days_left": 179, "matches_index": true}
 acm:

@@ -11,6 +11,7 @@ import stat
 import sys
 import urllib.parse
 
+import boto3
 import yaml
 
 from conftest import ENDPOINT_CONFIG, openssl, playbook, recap
@@ -209,3 +210,35 @@ def test_one_aws_connection_for_every_role(tmp_path, local_acm):
     ec2 = set(_recorded_requests(local_acm)[seen:])
     assert ec2 == {("ExportClientVpnClientCertificateRevocationList", "eu-central-1", ENDPOINT_ID),
                    ("ExportClientVpnClientConfiguration", "us-east-2", ENDPOINT_ID)}
+
+
+def test_renew_ca_then_again_after_a_failure(tmp_path, local_acm):
+    """renew_ca: the CA renewed with its key, the server's ACM chain still the old CA certificate (the
+    overlap), the CRL and profiles written. Run again, as after a failure at any step: the CA is renewed
+    once more, which moves nothing for the endpoint (it keeps the oldest certificate still valid)."""
+    pki = tmp_path / "pki"
+    common = ["-e", "stage_dir=%s" % (tmp_path / "stage"), "-e", "acm_region=eu-west-1", "-e", "acm_endpoint_url=%s" % local_acm.url,
+              "-e", "profiles_config_file=%s" % (tmp_path / "endpoint.ovpn"), "-e", "profiles_dest=%s" % (tmp_path / "profiles")] + _common(tmp_path)
+    playbook(["clientvpn.pki.mutual_auth"] + common)
+    original = (pki / "ca.crt").read_text()
+    (tmp_path / "endpoint.ovpn").write_text(ENDPOINT_CONFIG % original)
+    key = (pki / "private" / "ca.key").read_bytes()
+    arn = json.loads((pki / "acm-certificates.json").read_text())["eu-west-1"]["server"]["arn"]
+
+    for run in (1, 2):
+        playbook(["clientvpn.pki.renew_ca"] + common)
+        assert (pki / "private" / "ca.key").read_bytes() == key
+        kept = (pki / "expired-ca.list").read_text()
+        assert kept.count("BEGIN CERTIFICATE") == run and original in kept
+        assert json.loads((pki / "acm-certificates.json").read_text())["eu-west-1"]["server"]["arn"] == arn
+        acm = boto3.client("acm", region_name="eu-west-1", endpoint_url=local_acm.url)
+        assert acm.get_certificate(CertificateArn=arn)["CertificateChain"].startswith(original)  # the overlap
+        profile = (tmp_path / "profiles" / (CLIENTS[0] + ".ovpn")).read_text()
+        assert profile.count("BEGIN CERTIFICATE") == 2 + run  # the client's, the current CA and every earlier one
+        assert (pki / "ca.crt").read_text() in profile and original in profile
+        for name in ["server"] + CLIENTS:
+            openssl("verify", "-CAfile", str(pki / "ca.crt"), str(pki / "issued" / (name + ".crt")))
+    # the server certificate (keyid-only AKI) and its chain never changed: one import in all; and the
+    # next scheduled run has nothing left to do
+    assert local_acm.requests().count("ImportCertificate") == 1
+    assert recap(playbook(["clientvpn.pki.mutual_auth"] + common).stdout)["changed"] == 0
