@@ -122,8 +122,14 @@ def format_time(moment):
 
 def parse_time(text):
     """The inverse of format_time: an aware UTC datetime from YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ."""
-    fmt = "%y%m%d%H%M%SZ" if len(text) == 13 else "%Y%m%d%H%M%SZ"
-    return datetime.datetime.strptime(text, fmt).replace(tzinfo=datetime.timezone.utc)
+    # by hand: strptime costs ~40 us, most of reading a 20,000-row index.txt
+    if len(text) == 13:
+        year, rest = 2000 + int(text[:2]), text[2:]  # UTCTime: 50-99 would be 19xx, never written here
+        year = year - 100 if year >= 2050 else year
+    else:
+        year, rest = int(text[:4]), text[4:]
+    return datetime.datetime(year, int(rest[0:2]), int(rest[2:4]), int(rest[4:6]), int(rest[6:8]), int(rest[8:10]),
+                             tzinfo=datetime.timezone.utc)
 
 
 # OpenSSL's short names (OBJ_nid2sn) of the attributes a certificate subject
