@@ -30,14 +30,18 @@ def debian_fixture(tmp_path_factory):
 
 
 def restore(source_dir, pki, tmp_path):
-    """A copy of a fixture PKI with the modes the tool gave it (git keeps none)."""
+    """A copy of a fixture PKI with the modes the tool gave it, and its empty folders: git keeps neither
+    (a path of MODES missing from the clone was an empty folder)."""
     target = str(tmp_path / pki)
     shutil.copytree(os.path.join(source_dir, pki), target)
     with open(os.path.join(source_dir, "MODES")) as handle:
         for line in handle:
             mode, path = line.rstrip("\n").split(" ", 1)
             if path == pki or path.startswith(pki + "/"):
-                os.chmod(os.path.join(str(tmp_path), path), int(mode, 8))
+                full = os.path.join(str(tmp_path), path)
+                if not os.path.exists(full):
+                    os.makedirs(full)
+                os.chmod(full, int(mode, 8))
     return target
 
 
