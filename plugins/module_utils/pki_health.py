@@ -174,13 +174,21 @@ class PkiHealth(object):
     def _named(self):
         """{serial: (name, folder, certificate)} of the certificates kept under a name: issued/, and the
         earlier ones renew (renewed/issued/) and 3.2's expire (expired/) left."""
-        found = {}
+        found, unreadable = {}, []
         for folder in ("expired", "renewed/issued", "issued"):
             path = self.store.path(*folder.split("/"))
             for filename in sorted(os.listdir(path)) if os.path.isdir(path) else []:
                 if filename.endswith(".crt"):
-                    cert = x509_inspect.load_certificate(os.path.join(path, filename))
+                    try:
+                        cert = x509_inspect.load_certificate(os.path.join(path, filename))
+                    except PkiError:  # reported, not fatal: the report is most needed when things are broken
+                        unreadable.append(os.path.join(folder, filename))
+                        continue
                     found[x509_inspect.serial_hex(cert)] = (filename[:-4], folder, cert)
+        if unreadable:
+            self.problem("certificate_unreadable", "critical", "%d file(s)" % len(unreadable), None,
+                         "%s is not a readable PEM certificate" % ", ".join(unreadable[:5]),
+                         "restore it from a backup, or move it out of the PKI so that clientvpn.pki.vpn_cert issues it again")
         return found
 
     def _by_serial(self, serial):
@@ -261,7 +269,9 @@ class PkiHealth(object):
         try:
             crl = x509.load_pem_x509_crl(self.store.read(path))
         except ValueError as exc:
-            raise PkiError("%s is not a readable PEM CRL (%s): regenerate it with clientvpn.pki.vpn_crl." % (path, exc))
+            self.problem("crl_unreadable", "critical", path, None, "crl.pem is not a readable PEM CRL (%s)" % exc,
+                         "sign it again: ansible-playbook clientvpn.pki.revoke_client")
+            return {"present": True, "entries": 0, "this_update": None, "next_update": None, "days_left": None, "matches_index": False}
         listed = crl_revoked_set(crl)
         matches = set(listed) == set(wanted) and crl.issuer == ca_cert.subject and crl.is_signature_valid(ca_cert.public_key())
         self._crl_problems(path, crl, len(listed), matches)

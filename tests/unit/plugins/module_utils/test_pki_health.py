@@ -104,3 +104,13 @@ def test_no_ca_and_bad_thresholds(tmp_path, running):
         PkiHealth(PkiStore(str(tmp_path / "empty"))).report()
     with pytest.raises(PkiError, match="crl_expiry_days=-1"):
         PkiHealth(PkiStore(running.root), {"crl": -1})
+
+
+def test_broken_files_are_problems_in_the_report_not_a_failure(running, helpers):
+    """The report is most needed when something is broken: a garbled CRL or certificate is a critical problem."""
+    helpers.write(running.path("crl.pem"), b"-----BEGIN X509 CRL-----\ngarbage\n-----END X509 CRL-----\n")
+    helpers.write(running.cert("alice"), b"not a certificate\n")
+    result = report(running)
+    assert codes(result) == [("certificate_unreadable", "critical"), ("crl_unreadable", "critical")]
+    assert "issued/alice.crt" in [p for p in result["problems"] if p["code"] == "certificate_unreadable"][0]["message"]
+    assert result["crl"]["matches_index"] is False and result["summary"]["critical"] == 2
