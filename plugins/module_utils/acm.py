@@ -21,7 +21,6 @@ material is validated.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 
@@ -32,9 +31,9 @@ except ImportError:  # pragma: no cover - reported by the modules
     pass
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
-from ansible_collections.clientvpn.pki.plugins.module_utils.acm_local import der_list, requested_certificates
+from ansible_collections.clientvpn.pki.plugins.module_utils.acm_local import der_list, endpoint_chain, requested_certificates
 from ansible_collections.clientvpn.pki.plugins.module_utils.aws import aws_call, describe_error, is_not_found
-from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import ACM_KEY_TYPES, endpoint_ca
+from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import ACM_KEY_TYPES
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
 
@@ -96,8 +95,7 @@ def recorded_copies(client, store):
     """The certificates this PKI recorded in ACM (in the client's region) against the files on
     disk, one ACM read each: {name: {certificate_arn, found, same_as_disk, serial, not_after}}."""
     copies = {}
-    current = x509_inspect.load_certificate(store.ca_cert)
-    chain = [endpoint_ca(current, store.previous_ca_certs(), datetime.datetime.now(datetime.timezone.utc))]
+    chain = endpoint_chain(store)
     for name, entry in sorted(ArnRecord(store).load().get(client.meta.region_name, {}).items()):
         remote = fetch(client, entry["arn"])
         copy = {"certificate_arn": entry["arn"], "found": remote is not None, "same_as_disk": False, "serial": None, "not_after": None}

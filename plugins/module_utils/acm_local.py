@@ -52,7 +52,7 @@ class LocalCertificate(object):
 
     def __init__(self, certificate, private_key, certificate_chain, passphrase=None, cert_type="server"):
         self.leaf = x509_inspect.load_certificate(certificate)
-        # a file, or the certificates themselves (a PKI's: clientvpn_rules.endpoint_ca)
+        # a file, or the certificates themselves (a PKI's: endpoint_chain)
         self.chain = certificate_chain if isinstance(certificate_chain, list) else _load_chain(certificate_chain)
         # No RSA consistency check (~35 ms a key, most of a no-op run over many clients):
         # the key is only compared with the certificate here, and ACM validates what it imports.
@@ -130,8 +130,16 @@ def requested_certificates(params, check_mode):
             raise PkiError("certificates names %s twice: give each certificate its own name." % item["name"])
         seen.add(item["name"])
     store = PkiStore(params["pki_dir"]) if params["pki_dir"] else None
+    pki_chain = []  # the PKI's endpoint chain, read once for all the names (and not before a name needs it)
+
+    def chain_of_pki():
+        if not pki_chain:
+            pki_chain.extend(endpoint_chain(store))
+        return pki_chain
+
     requested = [
-        Requested(item["name"] or "unnamed", item["certificate_arn"], _local(params, item, store, own_files, check_mode) if present else None)
+        Requested(item["name"] or "unnamed", item["certificate_arn"],
+                  _local(params, item, store, own_files, check_mode, chain_of_pki) if present else None)
         for item in items
     ]
     return store, requested, params["names"] is not None or params["certificates"] is not None
@@ -187,7 +195,14 @@ def _check_identity(params, item, where, own_files):
         )
 
 
-def _local(params, item, store, own_files, check_mode):
+def endpoint_chain(store):
+    """The chain a certificate of this PKI is imported with: the one CA certificate the endpoint must
+    trust now, which a CA renewal decides (clientvpn_rules.endpoint_ca)."""
+    current = x509_inspect.load_certificate(store.ca_cert)
+    return [endpoint_ca(current, store.previous_ca_certs(), datetime.datetime.now(datetime.timezone.utc))]
+
+
+def _local(params, item, store, own_files, check_mode, chain_of_pki):
     """The item's validated LocalCertificate, or None in check mode while its certificate is still to be made."""
     if own_files:
         paths = (item["certificate"], item["private_key"], params["certificate_chain"])
@@ -201,7 +216,5 @@ def _local(params, item, store, own_files, check_mode):
         for what, path in zip(("certificate", "private key", "CA certificate"), paths):
             check_readable("the %s of %s," % (what, item["name"]), path, PKI_HINT)
         if not params["certificate_chain"]:
-            # the CA certificate the endpoint must trust now, which a CA renewal decides
-            current = x509_inspect.load_certificate(store.ca_cert)
-            chain = [endpoint_ca(current, store.previous_ca_certs(), datetime.datetime.now(datetime.timezone.utc))]
+            chain = chain_of_pki()
     return LocalCertificate(paths[0], paths[1], chain, item["private_key_passphrase"], params["type"])

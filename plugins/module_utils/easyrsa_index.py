@@ -183,11 +183,6 @@ def format_subject(common_name):
     return "/CN=" + _escape_value(common_name.encode("utf-8"))
 
 
-def valid_entry(serial, not_after, common_name):
-    """A ``V`` row for a certificate whose subject is only this CN."""
-    return IndexEntry("V", format_time(not_after), "", format_serial(serial), "unknown", format_subject(common_name))
-
-
 def entry_for(cert):
     """The ``V`` row ``openssl ca`` writes when it signs ``cert``."""
     return IndexEntry("V", format_time(cert.not_valid_after_utc), "", format_serial(cert.serial_number), "unknown", oneline_subject(cert.subject))

@@ -267,7 +267,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC, connector
 from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
-from ansible_collections.clientvpn.pki.plugins.module_utils.pki_health import HealthCheck
+from ansible_collections.clientvpn.pki.plugins.module_utils.pki_health import DEFAULT_THRESHOLDS, HealthCheck
 
 
 def main():
@@ -275,15 +275,13 @@ def main():
         pki_dir=dict(type="path", required=True),
         acm=dict(type="bool", default=False),
         profiles_dir=dict(type="path"),
-        ca_expiry_days=dict(type="int", default=180),
-        server_expiry_days=dict(type="int", default=30),
-        crl_expiry_days=dict(type="int", default=14),
-        client_expiry_days=dict(type="int", default=30),
     )
+    # one option per threshold, defaults from the one home of the thresholds
+    argument_spec.update(("%s_expiry_days" % what, dict(type="int", default=days)) for what, days in DEFAULT_THRESHOLDS.items())
     argument_spec.update(AWS_ARGUMENT_SPEC)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    thresholds = dict((what, params["%s_expiry_days" % what]) for what in ("ca", "server", "crl", "client"))
+    thresholds = dict((what, params["%s_expiry_days" % what]) for what in DEFAULT_THRESHOLDS)
     connect = connector("acm", params) if params["acm"] else None
     run_backend(module, lambda: HealthCheck(params["pki_dir"], thresholds, connect, params["profiles_dir"]), needs_boto3=params["acm"])
 

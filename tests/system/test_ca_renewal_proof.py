@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 
 from conftest import ok, openssl, require
-from test_handshakes import OpenVpn, Peer
+from test_handshakes import OpenVpn
 
 CA_DAYS, RENEW_BEFORE = 60, 45
 LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
@@ -51,23 +51,11 @@ class Endpoint(OpenVpn):
         self.clock = clock
         self.trusted = str(tmp_path / "endpoint-ca.pem")
 
-    def server(self, pki):
-        config = self.server_config(pki)
-        with open(config) as handle:
-            text = handle.read().replace("ca %s\n" % os.path.join(pki, "ca.crt"), "ca %s\n" % self.trusted)
-        with open(config, "w") as handle:
-            handle.write(text)
-        server = Peer(self.clock.argv([require("openvpn"), "--config", config]), self.tmp_path / ("openvpn-server-%d.log" % self.runs))
-        if server.wait_for("link local (bound)", "Exiting due to fatal error") != "link local (bound)":
-            server.stop()
-            raise AssertionError("server did not start:\n%s" % server.log()[-3000:])
-        return server
+    def trusted_ca(self, pki):
+        return self.trusted
 
-    def client(self, profile, name):
-        argv = [require("openvpn"), "--config", profile]
-        if self.tun:
-            argv += ["--route-nopull", "--pull-filter", "ignore", "redirect-gateway"]
-        return Peer(self.clock.argv(argv), self.tmp_path / ("openvpn-client-%s-%d-day%d.log" % (name, self.runs, self.clock.day)))
+    def command(self, argv):
+        return self.clock.argv(argv)
 
     def assert_fails(self, pki, profile, name, *errors):
         """The handshake fails with one of ``errors`` (an OpenVPN client sends its CA certificates along,

@@ -255,7 +255,7 @@ class OpenVpn(object):
             "local 127.0.0.1",
             "port %d" % self.port,
             "dh none",
-            "ca %s" % os.path.join(pki, "ca.crt"),
+            "ca %s" % self.trusted_ca(pki),
             "cert %s" % os.path.join(pki, "issued", "server.crt"),
             "key %s" % os.path.join(pki, "private", "server.key"),
             "crl-verify %s" % os.path.join(pki, "crl.pem"),
@@ -270,9 +270,17 @@ class OpenVpn(object):
         path.write_text("\n".join(lines) + "\n")
         return str(path)
 
+    def trusted_ca(self, pki):
+        """The server's `ca`: the PKI's CA certificate."""
+        return os.path.join(pki, "ca.crt")
+
+    def command(self, argv):
+        """How a peer is started (test_ca_renewal_proof runs it at another time)."""
+        return argv
+
     def server(self, pki):
         config = self.server_config(pki)
-        server = Peer([require("openvpn"), "--config", config], self.tmp_path / ("openvpn-server-%d.log" % self.runs))
+        server = Peer(self.command([require("openvpn"), "--config", config]), self.tmp_path / ("openvpn-server-%d.log" % self.runs))
         if server.wait_for("link local (bound)", "Exiting due to fatal error") != "link local (bound)":
             server.stop()
             raise AssertionError("[openvpn %s] server did not start:\n%s" % (self.mode, server.log()[-3000:]))
@@ -282,7 +290,7 @@ class OpenVpn(object):
         argv = [require("openvpn"), "--config", profile]
         if self.tun:
             argv += ["--route-nopull", "--pull-filter", "ignore", "redirect-gateway"]
-        return Peer(argv, self.tmp_path / ("openvpn-client-%s-%d.log" % (name, self.runs)))
+        return Peer(self.command(argv), self.tmp_path / ("openvpn-client-%s-%d.log" % (name, self.runs)))
 
     @property
     def success(self):

@@ -13,7 +13,7 @@ import pytest
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import CertificateAuthority
 from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import REASONS, CertificateRevoker
-from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_time, parse_time, valid_entry
+from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import IndexEntry, format_serial, format_subject, format_time, parse_time
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
 from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import build_ca, generate_key, sign_leaf, to_pem
@@ -303,7 +303,8 @@ def test_no_ca(tmp_path):
 
 def test_large_index_rewrites_only_the_index_and_the_moved_files(pki, helpers):
     not_after = datetime.datetime.now(UTC) + datetime.timedelta(days=400)
-    rows = [valid_entry((1 << 127) | number, not_after, "user%05d" % number) for number in range(20000)]
+    rows = [IndexEntry("V", format_time(not_after), "", format_serial((1 << 127) | number), "unknown", format_subject("user%05d" % number))
+            for number in range(20000)]
     pki.write_index(rows)
     helpers.issue(pki, "c1")
     serial = serial_of(pki.cert("c1"))

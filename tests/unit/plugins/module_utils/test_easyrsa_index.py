@@ -19,7 +19,6 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import
     parse_index,
     parse_time,
     random_serial,
-    valid_entry,
 )
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 
@@ -159,9 +158,17 @@ def test_every_revocation_reason_is_a_crl_reason_code():
     ]
 
 
-def test_valid_entry_row_parses_back():
-    not_after = datetime.datetime(2029, 2, 26, 20, 6, 30, tzinfo=datetime.timezone.utc)
-    entry = valid_entry(0xF7D1FB8D1FD51DFBFEE8D31C98795DF1, not_after, "server")
+def test_the_row_of_a_certificate_parses_back():
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(65537, 1024)
+    name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "server")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(0xF7D1FB8D1FD51DFBFEE8D31C98795DF1)
+            .not_valid_before(datetime.datetime(2026, 11, 24, tzinfo=datetime.timezone.utc))
+            .not_valid_after(datetime.datetime(2029, 2, 26, 20, 6, 30, tzinfo=datetime.timezone.utc)).sign(key, hashes.SHA256()))
+    entry = easyrsa_index.entry_for(cert)
     assert entry.to_line() == GOOD_ROW
     assert format_subject("c1") == "/CN=c1"
     assert parse_index(format_index([entry]))[0].to_line() == GOOD_ROW
