@@ -29,6 +29,7 @@ import os
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import open_ca
 from ansible_collections.clientvpn.pki.plugins.module_utils.cert_plan import NamePlanner, plan_without_ca
+from ansible_collections.clientvpn.pki.plugins.module_utils.certificate_facts import CertFacts, KeyFacts
 from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import (
     apply_moves,
     describe_completed,
@@ -41,11 +42,12 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pending import made_by_an_earlier_task
 from ansible_collections.clientvpn.pki.plugins.module_utils.safe_folder import SECRET_MODE
+from ansible_collections.clientvpn.pki.plugins.module_utils.verified_cache import VerifiedCache
 from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import build_request, generate_keys, key_to_pem, sign_leaf, to_pem
 
 
 class CertificateIssuer(object):
-    def __init__(self, store, specs, renew_before_days=30, ca_passphrase=None, renew=False, reissue_revoked=False):
+    def __init__(self, store, specs, renew_before_days=30, ca_passphrase=None, renew=False, reissue_revoked=False, cache_dir=None, report="all"):
         if renew_before_days < 0:
             raise PkiError("renew_before_days=%s must be 0 or more." % renew_before_days)
         too_short = [spec.name for spec in specs if spec.days <= renew_before_days]
@@ -60,6 +62,8 @@ class CertificateIssuer(object):
         self.ca_passphrase = ca_passphrase
         self.renew = renew
         self.reissue_revoked = reissue_revoked
+        self.cache_dir = cache_dir
+        self.report = report
 
     def run(self, check_mode):
         store = self.store
@@ -73,13 +77,17 @@ class CertificateIssuer(object):
             interrupted = finish_interrupted_revocations(store, entries)
             changes.extend(describe_completed(interrupted))
             rows = dict((entry.serial, entry) for entry in entries)
-            planner = NamePlanner(store, self.ca_cert, self.renew_before_days, self.renew, rows, revoked_subjects(entries))
+            self.cache = cache = VerifiedCache(self.cache_dir, store.read(store.ca_cert), check_mode, files=2 * len(self.specs))
+            planner = NamePlanner(store, self.ca_cert, self.renew_before_days, self.renew, rows, revoked_subjects(entries), cache)
             plans = [planner.plan(spec) for spec in self.specs]
             self._refuse(plans, entries, tidying.keys_exposed)
             if not check_mode and (changes or any(plan.changed for plan in plans)):
                 tidying.apply()
                 self._apply(plans, entries, rows, index_changed=bool(interrupted))
-        return self._result(plans, changes)
+            cache.save()
+        result = self._result(plans, changes)
+        result["warnings"].extend(cache.warnings)
+        return result
 
     def _refuse(self, plans, entries, keys_exposed):
         """Everything this run must not do, found before the first write."""
@@ -121,40 +129,22 @@ class CertificateIssuer(object):
         keyless = [plan for plan in plans if plan.new_key and plan.action not in ("unchanged", "registered")]
         fresh_keys = generate_keys([plan.spec.key_size for plan in keyless])  # made while the loop below works
         for plan in plans:
-            spec = plan.spec
             if plan.action in ("unchanged", "registered"):
                 if plan.action == "registered":
                     # a certificate whose row an interrupted run never wrote
                     entries.append(entry_for(plan.cert))
-                    self._write_missing(plan.cert, spec.name, inline)
-                store.ensure_mode(store.key(spec.name), SECRET_MODE)
+                    self._write_missing(plan.cert, plan.spec.name, inline)
+                store.ensure_mode(store.key(plan.spec.name), SECRET_MODE)
                 continue
             if plan.register:
                 # a certificate an interrupted run left without its row: recorded before it is replaced
                 entries.append(entry_for(plan.cert))
             self._retire(plan)
-            if plan.new_key:
-                if plan.key is not None:
-                    plan.backups.append(store.backup(store.key(spec.name)))
-                plan.key = next(fresh_keys)
-                store.write(store.key(spec.name), key_to_pem(plan.key), SECRET_MODE)
-            else:
-                store.ensure_mode(store.key(spec.name), SECRET_MODE)
-            request = build_request(plan.key, spec.common_name, spec.subject_alt_names, spec.digest)
-            store.write(store.req(spec.name), to_pem(request))
-            serial = random_serial(taken)
-            cert = sign_leaf(self.ca_cert, self.ca_key, plan.key.public_key(), spec, serial)
-            pem = to_pem(cert)
-            store.write(store.cert(spec.name), pem)
-            store.write(store.by_serial(x509_inspect.serial_hex(cert)), pem)
-            for path, content in inline.render(spec.name).items():
-                store.ensure_dir(os.path.dirname(path))  # 3.2.2+ make inline/private/ with the first certificate
-                store.write(path, content)
-            entry = entry_for(cert)
+            plan.issued = self._issue(plan, fresh_keys, random_serial(taken), inline)
+            entry = entry_for(plan.issued)
             entries.append(entry)
             taken.add(entry.serial)
-            last_serial = serial
-            plan.issued = cert
+            last_serial = plan.issued.serial_number
         fresh_keys.close()  # stops the worker pool now, not when garbage collected
         # Rows last: a run killed before this leaves certificates without rows, which the
         # next run registers (their keys match, this CA signed them).
@@ -162,6 +152,30 @@ class CertificateIssuer(object):
             store.write_index(entries)
         if last_serial is not None:
             store.write_next_serial(last_serial)
+
+    def _issue(self, plan, fresh_keys, serial, inline):
+        """The name's key (a fresh one, or the one kept), request, certificate, copy by serial and
+        inline file; returns the certificate. What it writes is recorded in the verified cache."""
+        store, spec = self.store, plan.spec
+        if plan.new_key:
+            if plan.has_key:
+                plan.backups.append(store.backup(store.key(spec.name)))
+            plan.key = key = next(fresh_keys)
+            key_pem = key_to_pem(key)
+            store.write(store.key(spec.name), key_pem, SECRET_MODE)
+            self.cache.learn("key", key_pem, KeyFacts.of(key))
+        else:
+            store.ensure_mode(store.key(spec.name), SECRET_MODE)
+        store.write(store.req(spec.name), to_pem(build_request(plan.key, spec.common_name, spec.subject_alt_names, spec.digest)))
+        cert = sign_leaf(self.ca_cert, self.ca_key, plan.key.public_key(), spec, serial)
+        pem = to_pem(cert)
+        store.write(store.cert(spec.name), pem)
+        self.cache.learn("certificate", pem, CertFacts.of(cert, self.ca_cert))
+        store.write(store.by_serial(x509_inspect.serial_hex(cert)), pem)
+        for path, content in inline.render(spec.name).items():
+            store.ensure_dir(os.path.dirname(path))  # 3.2.2+ make inline/private/ with the first certificate
+            store.write(path, content)
+        return cert
 
     def _write_missing(self, cert, name, inline):
         """The files an interrupted run did not write after the certificate (its copy by serial,
@@ -177,13 +191,13 @@ class CertificateIssuer(object):
     def _retire(self, plan):
         """Move the certificate being replaced out of issued/, the way easy-rsa renew does."""
         store = self.store
-        if plan.cert is None:
+        if plan.cert_facts is None:
             return
         cert_path = store.cert(plan.spec.name)
         if plan.revoked and plan.cert_is_ours:
             self._finish_revocation(plan)
         elif plan.cert_is_ours:
-            serial = x509_inspect.serial_hex(plan.cert)
+            serial = plan.cert_facts.serial
             # easy-rsa 3.1 renew keeps the old certificate at renewed/issued/<name>.crt (what
             # `easyrsa revoke-renewed <name>` reads); one already there from an earlier renewal
             # moves on to renewed/certs_by_serial/<SERIAL>.crt, so none is lost.
@@ -199,34 +213,24 @@ class CertificateIssuer(object):
     def _finish_revocation(self, plan):
         """A revoked certificate still in issued/ (its revocation was interrupted): its files go
         where easyrsa revoke puts them, before the name gets its new certificate and key."""
-        apply_moves(self.store, revocation_moves(self.store, plan.spec.name, x509_inspect.serial_hex(plan.cert)))
+        apply_moves(self.store, revocation_moves(self.store, plan.spec.name, plan.cert_facts.serial))
         plan.key = None
 
     # -- reporting -------------------------------------------------------------------
     def _result(self, plans, changes):
-        store = self.store
-        certificates, before, after = {}, {}, {}
+        """Every name's detail (``report: all``), or only the changed names' (``report: changed``,
+        for lists of thousands); ``summary`` counts them all either way."""
+        certificates, before, after, summary = {}, {}, {}, {}
         # a closed folder, a removed temp file, a completed revocation: said loudly, not only in `changes`
         warnings = list(changes)
         for plan in plans:
             name = plan.spec.name
-            cert = plan.issued or plan.cert
-            entry = {
-                "action": plan.action,
-                "changed": plan.changed,
-                "reasons": plan.reason_texts if plan.action != "unchanged" else [],
-                "type": plan.spec.cert_type,
-                "certificate": store.cert(name),
-                "private_key": store.key(name),
-                "request": store.req(name),
-                "backup_files": plan.backups,
-            }
-            if cert is not None and (plan.issued is not None or plan.action in ("unchanged", "registered")):
-                entry.update(x509_inspect.facts(cert))
-            certificates[name] = entry
+            summary[plan.action] = summary.get(plan.action, 0) + 1
             warnings.extend(plan.warnings)
+            if self.report == "all" or plan.changed:
+                certificates[name] = self._detail(plan)
             if plan.changed:
-                before[name] = x509_inspect.facts(plan.cert) if plan.cert is not None else {}
+                before[name] = plan.cert_facts.facts() if plan.cert_facts is not None else {}
                 after[name] = x509_inspect.facts(plan.issued) if plan.issued is not None else {
                     "common_name": plan.spec.common_name,
                     "subject_alt_names": plan.spec.subject_alt_names,
@@ -235,8 +239,27 @@ class CertificateIssuer(object):
         return {
             "changed": bool(changes) or any(plan.changed for plan in plans),
             "changes": changes,
-            "pki_dir": store.root,
+            "pki_dir": self.store.root,
+            "summary": summary,
             "certificates": certificates,
             "warnings": warnings,
             "diff": {"before": before, "after": after},
         }
+
+    def _detail(self, plan):
+        store, name = self.store, plan.spec.name
+        detail = {
+            "action": plan.action,
+            "changed": plan.changed,
+            "reasons": plan.reason_texts if plan.action != "unchanged" else [],
+            "type": plan.spec.cert_type,
+            "certificate": store.cert(name),
+            "private_key": store.key(name),
+            "request": store.req(name),
+            "backup_files": plan.backups,
+        }
+        if plan.issued is not None:
+            detail.update(x509_inspect.facts(plan.issued))
+        elif plan.cert_facts is not None and plan.action in ("unchanged", "registered"):
+            detail.update(plan.cert_facts.facts())
+        return detail

@@ -23,9 +23,8 @@ Each reason is a code with its text for people: the decision reads codes.
 
 from __future__ import annotations
 
-import os
-
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils.certificate_facts import CertFacts, KeyFacts
 from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import (
     check_common_name,
     check_days,
@@ -72,8 +71,8 @@ class LeafSpec(object):
         # copies them); the default is only for a certificate made from nothing.
         self.sans_given = sans_given
 
-    def keeping_sans_of(self, cert):
-        existing = x509_inspect.subject_alt_names(cert)
+    def keeping_sans_of(self, cert_facts):
+        existing = cert_facts.subject_alt_names
         if self.sans_given or not existing:
             return self
         if self.cert_type == "server" and not any(san.startswith("DNS:") for san in existing):
@@ -89,9 +88,13 @@ class NamePlan(object):
         self.action = "unchanged"
         self.reasons = []  # [(code, text)]
         self.changes = []
-        self.key = None
+        # What is on disk, as facts (certificate_facts); the objects themselves are loaded
+        # only when the name changes (a renewal signs the kept key, a registration reads the certificate).
+        self.key_facts = None
+        self.cert_facts = None
+        self._key = self._load_key = None
+        self._cert = self._load_cert = None
         self.new_key = False
-        self.cert = None
         self.cert_is_ours = False
         self.register = False
         self.backups = []
@@ -99,6 +102,28 @@ class NamePlan(object):
         self.issued = None
         # serial of the revoked certificate this name had, if any
         self.revoked = None
+
+    @property
+    def key(self):
+        """The private key on disk (or the one made for this name), or None."""
+        if self._load_key is not None:
+            self._key, self._load_key = self._load_key(), None
+        return self._key
+
+    @key.setter
+    def key(self, key):
+        self._key, self._load_key = key, None
+
+    @property
+    def has_key(self):
+        return self._key is not None or self._load_key is not None
+
+    @property
+    def cert(self):
+        """The certificate on disk, or None."""
+        if self._load_cert is not None:
+            self._cert, self._load_cert = self._load_cert(), None
+        return self._cert
 
     def because(self, code, text):
         self.reasons.append((code, text))
@@ -118,7 +143,7 @@ class NamePlan(object):
                 self.action = "registered"
                 self.changes.append("add %s to index.txt" % self.spec.name)
             return
-        if self.cert is None:
+        if self.cert_facts is None:
             self.action = "created"
         elif codes <= RENEWAL:
             self.action = "renewed"
@@ -128,7 +153,7 @@ class NamePlan(object):
 
     @property
     def signs_existing_key(self):
-        return self.action in ("created", "renewed", "reissued") and not self.new_key and self.key is not None
+        return self.action in ("created", "renewed", "reissued") and not self.new_key and self.has_key
 
 
 def build_specs(names, cert_type, common_name, subject_alt_names, key_size, days, digest):
@@ -159,72 +184,88 @@ def build_specs(names, cert_type, common_name, subject_alt_names, key_size, days
 
 
 class NamePlanner(object):
-    """Reads one name's key, certificate and index row and makes its NamePlan."""
+    """Reads one name's key, certificate and index row and makes its NamePlan.
 
-    def __init__(self, store, ca_cert, renew_before_days, renew, rows, revoked):
+    What the files say comes from ``cache`` (a VerifiedCache: by their bytes' SHA-256,
+    or by the stamp recorded with it) or, for bytes not seen before, from parsing them
+    and verifying the signature.
+    """
+
+    def __init__(self, store, ca_cert, renew_before_days, renew, rows, revoked, cache):
         self.store = store
         self.ca_cert = ca_cert
+        self.ca_serial = x509_inspect.serial_hex(ca_cert)
         self.renew_before_days = renew_before_days
         self.renew = renew
         self.rows = rows  # {serial: IndexEntry}
         self.revoked = revoked  # {subject: [serials]} of R rows
+        self.cache = cache
 
     def plan(self, spec):
         plan = NamePlan(spec)
         key_path = self.store.key(spec.name)
-        if os.path.exists(key_path):
-            self._read_key(plan, key_path)
-        else:
+        self._read_key(plan, key_path)
+        if plan.key_facts is None:
             plan.new_key = True
             plan.because(NO_KEY, "no private key")
-        if os.path.exists(self.store.cert(spec.name)):
-            self._read_certificate(plan)
-        else:
+        cert_path = self.store.cert(spec.name)
+        self._read_certificate(plan, cert_path)
+        if plan.cert_facts is None:
             plan.because(NO_CERT, "no certificate")
             earlier = self.revoked.get(format_subject(spec.common_name))
             if earlier:
                 plan.new_key, plan.revoked = True, earlier[-1]
                 plan.because(REVOKED, "certificate %s of this name was revoked" % earlier[-1])
         plan.decide()
-        if not plan.new_key and os.path.exists(key_path) and self.store.mode_of(key_path) != SECRET_MODE:
+        if not plan.new_key and plan.key_facts is not None and self.store.mode_of(key_path) != SECRET_MODE:
             plan.changes.append("set mode 0600 on %s" % key_path)
         return plan
 
     def _read_key(self, plan, key_path):
-        plan.key, dummy = x509_inspect.load_private_key(key_path, None, passphrase_field=None, check_key=False)
-        if x509_inspect.rsa_key_size(plan.key.public_key()) != plan.spec.key_size:
-            plan.new_key = True
-            plan.because(KEY_SIZE, "key is %s, wanted RSA %d" % (x509_inspect.key_kind(plan.key.public_key()), plan.spec.key_size))
+        def load(data=None):
+            return x509_inspect.load_private_key(key_path, None, passphrase_field=None, check_key=False, data=data)[0]
 
-    def _read_certificate(self, plan):
-        cert_path = self.store.cert(plan.spec.name)
-        plan.cert = cert = x509_inspect.load_certificate(cert_path)
-        plan.spec = spec = plan.spec.keeping_sans_of(cert)
-        plan.cert_is_ours = x509_inspect.is_issued_by(cert, self.ca_cert)
-        row = self.rows.get(x509_inspect.serial_hex(cert))
+        plan.key_facts = facts = self.cache.key(key_path, lambda data: KeyFacts.of(load(data)))
+        if facts is None:
+            return
+        plan._load_key = load  # pylint: disable=protected-access
+        if facts.rsa_size != plan.spec.key_size:
+            plan.new_key = True
+            plan.because(KEY_SIZE, "key is %s, wanted RSA %d" % (facts.kind, plan.spec.key_size))
+
+    def _read_certificate(self, plan, cert_path):
+        def load(data=None):
+            return x509_inspect.load_certificate(cert_path, data=data)
+
+        plan.cert_facts = facts = self.cache.certificate(cert_path, lambda data: CertFacts.of(load(data), self.ca_cert))
+        if facts is None:
+            return
+        plan._load_cert = load  # pylint: disable=protected-access
+        plan.spec = spec = plan.spec.keeping_sans_of(facts)
+        plan.cert_is_ours = facts.issued_by_ca
+        row = self.rows.get(facts.serial)
         if not plan.cert_is_ours:
-            issuer = cert.issuer.rfc4514_string()
-            plan.because(OTHER_CA, "signed by another CA (issuer %s; ca.crt does not verify it)" % issuer)
+            plan.because(OTHER_CA, "signed by another CA (issuer %s; ca.crt does not verify it)" % facts.issuer)
             plan.warnings.append(
                 "%s was signed by another CA (issuer %s; ca.crt does not verify it): it is reissued by this CA "
-                "and the old file kept as a backup." % (cert_path, issuer)
+                "and the old file kept as a backup." % (cert_path, facts.issuer)
             )
         elif row is not None and row.status == "R":
             plan.new_key, plan.revoked = True, row.serial
             plan.because(REVOKED, "certificate %s is revoked in index.txt" % row.serial)
         elif row is None:
             plan.register = True
-        if plan.key is not None and not x509_inspect.key_matches(plan.key, cert):
+        if plan.key_facts is not None and not facts.belongs_to(plan.key_facts):
             plan.because(KEY_MISMATCH, "certificate does not belong to private/%s.key" % spec.name)
-        for difference in x509_inspect.leaf_differences(cert, spec):
+        for difference in facts.differences(spec):
             plan.because(DIFFERS, difference)
-        if x509_inspect.expires_within(cert, self.renew_before_days):
-            plan.because(EXPIRING, "expires %s, within renew_before_days=%d" % (x509_inspect.not_after(cert).isoformat(), self.renew_before_days))
+        if facts.expires_within(self.renew_before_days):
+            plan.because(EXPIRING, "expires %s, within renew_before_days=%d" % (facts.not_after.isoformat(), self.renew_before_days))
         elif self.renew:
             plan.because(RENEW_ASKED, "renew: true")
-        elif plan.cert_is_ours and x509_inspect.names_other_ca_serial(cert, self.ca_cert):
+        elif plan.cert_is_ours and facts.names_other_ca_serial(self.ca_serial):
             plan.because(EARLIER_CA, "its authorityKeyIdentifier names the CA certificate the CA's renewal replaced (serial %s): "
-                         "it would stop working when that certificate expires" % x509_inspect.aki_serial_hex(cert))
+                         "it would stop working when that certificate expires" % facts.aki_serial)
 
 
 def plan_without_ca(spec, ca_cert_path):

@@ -9,6 +9,8 @@ certificate that Client VPN or ACM would reject is never produced.
 
 from __future__ import annotations
 
+import re
+
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 
@@ -44,6 +46,9 @@ def check_days(field, days):
         )
 
 
+_CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f]")
+
+
 def check_common_name(field, common_name, from_name=None):
     """``from_name``: the certificate name the CN was taken from, when common_name is unset."""
     if common_name is None or not str(common_name).strip():
@@ -51,7 +56,7 @@ def check_common_name(field, common_name, from_name=None):
             "%s is empty: AWS Client VPN requires a CN in the certificate subject. "
             "Give %s a non-empty value." % (field, field)
         )
-    if any(ord(char) < 32 or ord(char) == 127 for char in common_name):
+    if _CONTROL_CHARACTER.search(common_name):
         raise PkiError(
             "%s %r contains a control character (tab, newline, ...), which would corrupt index.txt. "
             "Remove it from %s." % (field, common_name, field)

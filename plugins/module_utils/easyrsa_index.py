@@ -25,6 +25,9 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiErr
 STATUSES = ("V", "R", "E")
 _TIME = re.compile(r"^(\d{12}|\d{14})Z$")
 _SERIAL = re.compile(r"^[0-9A-F]+$")
+# A well-formed V or E row in one match: most rows of a large index.txt. Anything else goes
+# through _row_problem, which names what is wrong.
+_PLAIN_ROW = re.compile(r"[VE]\t(?:\d{12}|\d{14})Z\t\t[0-9A-F]+\t[^\t]*\t/[^\t]*")
 # 128 random bits like easy-rsa's `openssl rand -hex 16`; the top bit is set so
 # every serial prints as 32 hex digits, as OpenSSL writes them.
 SERIAL_BITS = 128
@@ -64,7 +67,7 @@ def parse_index(text, path="index.txt"):
         if not line:
             continue
         fields = line.split("\t")
-        problem = _row_problem(fields)
+        problem = None if _PLAIN_ROW.fullmatch(line) else _row_problem(fields)
         if problem:
             raise PkiError(
                 "%s line %d is malformed (%s): %r. Fix or remove that row (a copy of the previous "

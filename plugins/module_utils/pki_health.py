@@ -24,11 +24,14 @@ except ImportError:  # pragma: no cover - reported by the modules
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.acm import recorded_copies
+from ansible_collections.clientvpn.pki.plugins.module_utils.certificate_facts import CertFacts
 from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import CLIENT_VPN_MAX_CRL_ENTRIES
 from ansible_collections.clientvpn.pki.plugins.module_utils.crl_manager import crl_revoked_set, revoked_set
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import parse_time
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
+from ansible_collections.clientvpn.pki.plugins.module_utils.verified_cache import VerifiedCache
+from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import extended_key_usage
 
 # Days before a date that make it a problem (module options of vpn_pki_info).
 DEFAULT_THRESHOLDS = {"ca": 180, "server": 30, "crl": 14, "client": 30}
@@ -42,9 +45,12 @@ def _iso(moment):
 class PkiHealth(object):
     """Reads one PKI (a ``PkiStore``) under a shared lock; ``report()`` is the whole picture."""
 
-    def __init__(self, store, thresholds=None, now=None, profiles_dir=None):
+    def __init__(self, store, thresholds=None, now=None, profiles_dir=None, cache_dir=None):
         self.store = store
         self.profiles_dir = profiles_dir
+        self.cache_dir = cache_dir
+        self.cache = None
+        self.check_mode = True  # the cache is written only when a run says it may write
         self.thresholds = dict(DEFAULT_THRESHOLDS, **(thresholds or {}))
         for what, days in self.thresholds.items():
             if days is None or days < 0:
@@ -61,11 +67,13 @@ class PkiHealth(object):
             raise PkiError("%s holds no certificate authority (ca.crt): nothing to report. Check pki_dir." % store.root)
         with store.locked(exclusive=False):
             store.check_database()
-            ca_cert = x509_inspect.load_certificate(store.ca_cert)
+            ca_bytes = store.read(store.ca_cert)
+            ca_cert = x509_inspect.load_certificate(store.ca_cert, data=ca_bytes)
             entries = store.read_index()
+            self.cache = VerifiedCache(self.cache_dir, ca_bytes, self.check_mode, files=len(entries))
             ca = self._ca(ca_cert)
-            named = self._named()
-            certificates = self._certificates(entries, named)
+            named = self._named(ca_cert)
+            certificates = self._certificates(entries, named, ca_cert)
             self._on_previous_ca(ca_cert, named)
             profiles = self.profiles(self.profiles_dir, ca_cert) if self.profiles_dir else {}
             crl = self._crl(ca_cert, entries)
@@ -81,6 +89,7 @@ class PkiHealth(object):
             "profiles": profiles,
             "problems": self.problems,
             "summary": self.summary(certificates),
+            "warnings": self.cache.warnings,
         }
 
     def add_acm(self, report, copies):
@@ -132,8 +141,9 @@ class PkiHealth(object):
         """Valid certificates in issued/ whose authorityKeyIdentifier names a CA certificate a renewal
         replaced: they stop working when it expires (vpn_cert renews them on its next run)."""
         stale = []
-        for name, folder, cert in named.values():
-            if folder == "issued" and x509_inspect.names_other_ca_serial(cert, ca_cert) and x509_inspect.is_issued_by(cert, ca_cert):
+        ca_serial = x509_inspect.serial_hex(ca_cert)
+        for name, folder, facts in named.values():
+            if folder == "issued" and facts.names_other_ca_serial(ca_serial) and facts.issued_by_ca:
                 stale.append(name)
         if stale:
             self.problem("certificates_on_previous_ca", "warning", "%d certificate(s)" % len(stale), None,
@@ -171,8 +181,12 @@ class PkiHealth(object):
         return found
 
     # -- the certificates in index.txt ---------------------------------------------------
-    def _named(self):
-        """{serial: (name, folder, certificate)} of the certificates kept under a name: issued/, and the
+    def _facts(self, path, ca_cert):
+        """CertFacts of a certificate file, from the cache when its bytes were seen before."""
+        return self.cache.certificate(path, lambda data: CertFacts.of(x509_inspect.load_certificate(path, data=data), ca_cert))
+
+    def _named(self, ca_cert):
+        """{serial: (name, folder, CertFacts)} of the certificates kept under a name: issued/, and the
         earlier ones renew (renewed/issued/) and 3.2's expire (expired/) left."""
         found, unreadable = {}, []
         for folder in ("expired", "renewed/issued", "issued"):
@@ -180,42 +194,42 @@ class PkiHealth(object):
             for filename in sorted(os.listdir(path)) if os.path.isdir(path) else []:
                 if filename.endswith(".crt"):
                     try:
-                        cert = x509_inspect.load_certificate(os.path.join(path, filename))
+                        facts = self._facts(os.path.join(path, filename), ca_cert)
                     except PkiError:  # reported, not fatal: the report is most needed when things are broken
                         unreadable.append(os.path.join(folder, filename))
                         continue
-                    found[x509_inspect.serial_hex(cert)] = (filename[:-4], folder, cert)
+                    found[facts.serial] = (filename[:-4], folder, facts)
         if unreadable:
             self.problem("certificate_unreadable", "critical", "%d file(s)" % len(unreadable), None,
                          "%s is not a readable PEM certificate" % ", ".join(unreadable[:5]),
                          "restore it from a backup, or move it out of the PKI so that clientvpn.pki.vpn_cert issues it again")
         return found
 
-    def _by_serial(self, serial):
-        """(folder, certificate) of a certificate kept only by its serial, or (None, None)."""
+    def _by_serial(self, serial, ca_cert):
+        """(folder, CertFacts) of a certificate kept only by its serial, or (None, None)."""
         for folder, path in (("certs_by_serial", self.store.by_serial(serial)), ("renewed/certs_by_serial", self.store.renewed_by_serial(serial)),
                              ("revoked/certs_by_serial", self.store.path("revoked", "certs_by_serial", serial + ".crt"))):
             if os.path.exists(path):
-                return folder, x509_inspect.load_certificate(path)
+                return folder, self._facts(path, ca_cert)
         return None, None
 
-    def _certificates(self, entries, named):
+    def _certificates(self, entries, named, ca_cert):
         certificates = []
         for entry in entries:
             name, folder, cert = named.get(entry.serial, (None, None, None))
             if cert is None:
-                folder, cert = self._by_serial(entry.serial)
+                folder, cert = self._by_serial(entry.serial, ca_cert)
             not_after = parse_time(entry.expires)
             certificates.append({
                 "name": name,
-                "common_name": x509_inspect.common_name(cert) if cert is not None else entry.subject,
+                "common_name": cert.common_name if cert is not None else entry.subject,
                 "type": _type_of(cert),
                 "status": entry.status,
                 "serial": entry.serial,
                 "not_after": _iso(not_after),
                 "days_left": self.days_left(not_after),
                 "revoked_at": _iso(parse_time(entry.revoked.split(",")[0])) if entry.status == "R" else None,
-                "key": x509_inspect.key_kind(cert.public_key()) if cert is not None else None,
+                "key": cert.key if cert is not None else None,
                 "folder": folder,
                 "current": folder == "issued",
                 "files_present": folder == "issued" and os.path.exists(self.store.key(name)),
@@ -297,12 +311,14 @@ class PkiHealth(object):
 class HealthCheck(object):
     """vpn_pki_info's backend: the PKI's report, then ACM's copies when ``connect`` (aws.connector) is given."""
 
-    def __init__(self, pki_dir, thresholds, connect=None, profiles_dir=None):
-        self.health = PkiHealth(PkiStore(pki_dir), thresholds, profiles_dir=profiles_dir)
+    def __init__(self, pki_dir, thresholds, connect=None, profiles_dir=None, cache_dir=None):
+        self.health = PkiHealth(PkiStore(pki_dir), thresholds, profiles_dir=profiles_dir, cache_dir=cache_dir)
         self.connect = connect
 
     def run(self, check_mode):
+        self.health.check_mode = check_mode
         report = self.health.report()
+        self.health.cache.save()
         if self.connect is not None:
             self.health.add_acm(report, recorded_copies(self.connect(), self.health.store))
         return dict(report, changed=False)
@@ -312,12 +328,9 @@ def parse_time_iso(text):
     return datetime.datetime.fromisoformat(text)
 
 
-def _type_of(cert):
-    if cert is None:
-        return "unknown"
-    usages = x509_inspect.extended_key_usages(cert)
-    if x509.ExtendedKeyUsageOID.SERVER_AUTH in usages:
-        return "server"
-    if x509.ExtendedKeyUsageOID.CLIENT_AUTH in usages:
-        return "client"
+def _type_of(facts):
+    usages = facts.extended_key_usages if facts is not None else []
+    for cert_type in ("server", "client"):
+        if extended_key_usage(cert_type).dotted_string in usages:
+            return cert_type
     return "unknown"

@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover - reported by the modules
 
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import format_serial
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
-from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import describe_general_name, extended_key_usage
+from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import describe_general_name
 
 
 def _read(path):
@@ -32,9 +32,10 @@ def _read(path):
         return handle.read()
 
 
-def load_certificate(path):
+def load_certificate(path, data=None):
+    """The certificate in ``path`` (``data``: its bytes, already read)."""
     try:
-        return x509.load_pem_x509_certificate(_read(path))
+        return x509.load_pem_x509_certificate(_read(path) if data is None else data)
     except ValueError as exc:
         raise PkiError(
             "%s is not a readable PEM certificate (%s). Restore it from a backup or move it out of "
@@ -46,7 +47,7 @@ def is_encrypted_pem(data):
     return b"ENCRYPTED PRIVATE KEY" in data or b"Proc-Type: 4,ENCRYPTED" in data
 
 
-def load_private_key(path, passphrase=None, passphrase_field="passphrase", check_key=True, what="its passphrase", role_variable=None):
+def load_private_key(path, passphrase=None, passphrase_field="passphrase", check_key=True, what="its passphrase", role_variable=None, data=None):
     """Return ``(key, encrypted)``; a passphrase given for a clear key is ignored.
 
     ``what`` names the secret for the reader ("the CA passphrase"), ``role_variable``
@@ -56,8 +57,9 @@ def load_private_key(path, passphrase=None, passphrase_field="passphrase", check
     ``check_key=False`` skips OpenSSL's RSA consistency check (~35 ms a key),
     for keys only compared with their certificate, never used to sign: with
     thousands of clients it is most of a run with nothing to do.
+    ``data``: the file's bytes, already read.
     """
-    data = _read(path)
+    data = _read(path) if data is None else data
     encrypted = is_encrypted_pem(data)
     if encrypted and passphrase_field is None:
         raise PkiError(
@@ -163,19 +165,6 @@ def facts(cert):
         "not_after": not_after(cert).isoformat(),
         "key": key_kind(cert.public_key()),
     }
-
-
-def leaf_differences(cert, spec):
-    """Why an existing leaf certificate does not match what is asked for (empty: it does)."""
-    reasons = []
-    if common_name(cert) != spec.common_name:
-        reasons.append("common name is %r, wanted %r" % (common_name(cert), spec.common_name))
-    have_sans = sorted(subject_alt_names(cert))
-    if have_sans != sorted(spec.subject_alt_names):
-        reasons.append("subject alt names are %s, wanted %s" % (have_sans or "none", sorted(spec.subject_alt_names) or "none"))
-    if extended_key_usages(cert) != {extended_key_usage(spec.cert_type)}:
-        reasons.append("extended key usage is not %s-only" % spec.cert_type)
-    return reasons
 
 
 def expires_within(cert, days, now=None):

@@ -144,6 +144,24 @@ options:
       - Revocation reason written to C(index.txt) and the CRL, with O(state=revoked). Unset, none is recorded (as easy-rsa).
     type: str
     choices: [unspecified, keyCompromise, CACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold]
+  cache_dir:
+    description:
+      - A folder for a cache of the certificates and keys this module has already parsed and verified, so that a run
+        over thousands of unchanged names reads its files without parsing them and verifying their signatures again
+        (the roles' C(pki_cache_dir), C(~/.cache/clientvpn.pki) by default). Unset, no cache is used.
+      - Safe to lose and never less strict - a record is found by the SHA-256 of the file's bytes, read on every run,
+        so a file changed in any way (same size, mtime set back) is parsed and verified again. The cache is kept
+        outside the PKI, for the CA certificate it was made with; written only outside check mode, 0600 in a 0700
+        folder; one that another user could have written is ignored, with a warning. See C(docs/performance.md).
+    type: path
+  report:
+    description:
+      - V(all) returns the detail of every name in RV(certificates). V(changed) returns it only for the names that
+        changed, which keeps the result of a task over thousands of names small; RV(summary) counts them all either
+        way.
+    type: str
+    choices: [all, changed]
+    default: all
 notes:
   - Keys are never printed nor returned; only their paths are.
 seealso:
@@ -211,8 +229,13 @@ pki_dir:
   returned: success
   type: str
   sample: /srv/clientvpn/pki
+summary:
+  description: How many names had each action (with O(state=present)).
+  returned: success
+  type: dict
+  sample: {"unchanged": 19999, "created": 1}
 certificates:
-  description: One entry per name, keyed by name.
+  description: One entry per name, keyed by name; with O(report=changed), only the names that changed.
   returned: success
   type: dict
   contains:
@@ -325,6 +348,8 @@ def main():
             reissue_revoked=dict(type="bool", default=False),
             state=dict(type="str", default="present", choices=["present", "revoked"]),
             reason=dict(type="str", choices=list(REASONS)),
+            cache_dir=dict(type="path"),
+            report=dict(type="str", default="all", choices=["all", "changed"]),
         ),
         required_if=[("state", "present", ("type",))],
         supports_check_mode=True,
@@ -350,6 +375,8 @@ def main():
             ca_passphrase=params["ca_passphrase"],
             renew=params["renew"],
             reissue_revoked=params["reissue_revoked"],
+            cache_dir=params["cache_dir"],
+            report=params["report"],
         )
 
     run_backend(module, make_issuer)

@@ -56,6 +56,13 @@ options:
         it trusts expires; RV(profiles) lists them and they are a problem (C(profiles_outdated)), critical once that
         date is within O(ca_expiry_days).
     type: path
+  cache_dir:
+    description:
+      - The folder of the cache of certificates already parsed and verified, shared with the C(cache_dir) of
+        M(clientvpn.pki.vpn_cert) (the health playbook's C(health_cache_dir), C(~/.cache/clientvpn.pki) by default).
+        Records are found by the SHA-256 of each file's bytes, so a changed file is always read again. Unset, no cache.
+        Written only outside check mode, and only outside the PKI.
+    type: path
   ca_expiry_days:
     description:
       - A CA certificate expiring within this many days is a critical problem (C(ca_expiring)).
@@ -275,6 +282,7 @@ def main():
         pki_dir=dict(type="path", required=True),
         acm=dict(type="bool", default=False),
         profiles_dir=dict(type="path"),
+        cache_dir=dict(type="path"),
     )
     # one option per threshold, defaults from the one home of the thresholds
     argument_spec.update(("%s_expiry_days" % what, dict(type="int", default=days)) for what, days in DEFAULT_THRESHOLDS.items())
@@ -283,7 +291,7 @@ def main():
     params = module.params
     thresholds = dict((what, params["%s_expiry_days" % what]) for what in DEFAULT_THRESHOLDS)
     connect = connector("acm", params) if params["acm"] else None
-    run_backend(module, lambda: HealthCheck(params["pki_dir"], thresholds, connect, params["profiles_dir"]), needs_boto3=params["acm"])
+    run_backend(module, lambda: HealthCheck(params["pki_dir"], thresholds, connect, params["profiles_dir"], params["cache_dir"]), needs_boto3=params["acm"])
 
 
 if __name__ == "__main__":

@@ -100,6 +100,13 @@ options:
     type: list
     elements: str
     default: []
+  report:
+    description:
+      - V(all) lists every file in RV(files). V(changed) lists only the files copied or whose mode was set, which keeps
+        the result small when thousands of files are staged (the role's C(stage_report); the mutual_auth playbook sets it).
+    type: str
+    choices: [all, changed]
+    default: all
 seealso:
   - module: clientvpn.pki.vpn_cert
 """
@@ -140,7 +147,7 @@ dest:
   type: str
   sample: /root/custom_folder
 files:
-  description: Per file name in the folder, what was done - V(copied), V(chmod) or V(unchanged).
+  description: Per file name in the folder, what was done - V(copied), V(chmod) or V(unchanged); with O(report=changed), the files copied or chmod-ed only.
   returned: success
   type: dict
   sample: {"ca.crt": "copied", "server.key": "unchanged"}
@@ -186,6 +193,7 @@ def main():
             private_keys=dict(type="list", elements="path", default=[], no_log=False),
             prune=dict(type="bool", default=False),
             remove=dict(type="list", elements="str", default=[]),
+            report=dict(type="str", default="all", choices=["all", "changed"]),
         ),
         required_by={"names": "pki_dir"},
         supports_check_mode=True,

@@ -161,9 +161,13 @@ def quick_tree(root):
 
 
 def cmdline(pid):
+    """The command line, then the process name in brackets: a module forked from ansible's
+    worker (plugin_utils/forked_module.py) has the worker's command line and its own name."""
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as handle:
-            return handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            command = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+        with open("/proc/%d/comm" % pid, "rb") as handle:
+            return "%s [%s]" % (command, handle.read().decode(errors="replace").strip())
     except OSError:
         return ""
 

@@ -73,15 +73,18 @@ def test_easyrsa_commands_work_on_our_pki(easyrsa_workdir, tmp_path):
 
 def test_easyrsa_builds_and_renews_on_our_pki_and_we_adopt_the_result(easyrsa_workdir, tmp_path):
     pki = str(tmp_path / "ours")
+    # With the verified cache: easyrsa's work between our runs must be noticed all the same.
+    cache = str(tmp_path / "cache")
     ok("vpn_ca", {"pki_dir": pki})
-    ok("vpn_cert", {"pki_dir": pki, "name": ["server"], "type": "server"})
-    first = ok("vpn_cert", {"pki_dir": pki, "name": ["bob"], "type": "client"})["certificates"]["bob"]["serial"]
+    ok("vpn_cert", {"pki_dir": pki, "name": ["server"], "type": "server", "cache_dir": cache})
+    first = ok("vpn_cert", {"pki_dir": pki, "name": ["bob"], "type": "client", "cache_dir": cache})["certificates"]["bob"]["serial"]
+    assert os.listdir(cache)
 
     easyrsa(easyrsa_workdir, pki, "build-client-full", "carol", "nopass")
     # 3.1 renews only within EASYRSA_CERT_RENEW days of expiry; 3.1.0 makes a new key
     easyrsa(easyrsa_workdir, pki, "renew", "bob", "nopass", extra_env={"EASYRSA_CERT_RENEW": "3650"})
     before = snapshot(pki)
-    adopted = ok("vpn_cert", {"pki_dir": pki, "name": ["bob", "carol"], "type": "client"})
+    adopted = ok("vpn_cert", {"pki_dir": pki, "name": ["bob", "carol"], "type": "client", "cache_dir": cache})
     assert adopted["changed"] is False, adopted["certificates"]
     assert snapshot(pki) == before
 

@@ -53,12 +53,13 @@ def release(request):
     return "3.2", os.path.join(FIXTURES, request.param)
 
 
-def adopt_seed(pki, stage, check_mode):
+def adopt_seed(pki, stage, check_mode, cache_dir=None):
     """Every module, on the names the PKI has: each must report no change."""
+    cache = {"cache_dir": cache_dir} if cache_dir else {}
     results = [
         ok("vpn_ca", {"pki_dir": pki}, check_mode=check_mode),
-        ok("vpn_cert", {"pki_dir": pki, "name": ["server"], "type": "server"}, check_mode=check_mode),
-        ok("vpn_cert", {"pki_dir": pki, "name": CLIENTS, "type": "client"}, check_mode=check_mode),
+        ok("vpn_cert", dict(cache, pki_dir=pki, name=["server"], type="server"), check_mode=check_mode),
+        ok("vpn_cert", dict(cache, pki_dir=pki, name=CLIENTS, type="client"), check_mode=check_mode),
         ok("vpn_cert", {"pki_dir": pki, "name": ["revoked.domain.tld"], "state": "revoked"}, check_mode=check_mode),
         ok("vpn_crl", {"pki_dir": pki}, check_mode=check_mode),
         ok("vpn_stage", {"pki_dir": pki, "dest": stage, "names": ["server"] + CLIENTS}, check_mode=check_mode),
@@ -71,8 +72,11 @@ def test_adopts_every_easyrsa_pki_without_a_write(release, tmp_path):
     pki, stage = restore(folder, "seed", tmp_path), str(tmp_path / "stage")
     before = snapshot(pki)
     ok("vpn_stage", {"pki_dir": pki, "dest": stage, "names": ["server"] + CLIENTS})  # the staging folder is made once
+    # The verified cache is written outside the PKI, by the real run only.
+    cache = str(tmp_path / "cache")
     for check_mode in (True, False):
-        assert adopt_seed(pki, stage, check_mode) == []
+        assert adopt_seed(pki, stage, check_mode, cache) == []
+        assert os.path.exists(cache) is not check_mode
     assert snapshot(pki) == before
     assert ok("vpn_ca", {"pki_dir": pki})["easyrsa_version"] == version
 

@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
+from ansible_collections.clientvpn.pki.plugins.module_utils.certificate_facts import CertFacts
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import (
     build_ca,
@@ -128,7 +129,7 @@ def test_sign_leaf_serial_days_digest_and_sans(ca, helpers):
     assert not x509_inspect.key_matches(ca_key, cert)
     assert x509_inspect.expires_within(cert, 11)
     assert not x509_inspect.expires_within(cert, 9)
-    assert x509_inspect.leaf_differences(cert, spec) == []
+    assert CertFacts.of(cert, ca_cert).differences(spec) == []
     facts = x509_inspect.facts(cert)
     assert facts["serial"] == "ABCDEF" and facts["key"] == "RSA 1024" and facts["common_name"] == "srv"
 
@@ -138,7 +139,7 @@ def test_leaf_differences_names_what_differs(ca, helpers):
     key = generate_key(1024)
     cert = sign_leaf(ca_cert, ca_key, key.public_key(), helpers.specs("srv", "server")[0], 5)
     other = helpers.specs("srv", "client", common_name="other")[0]
-    reasons = x509_inspect.leaf_differences(cert, other)
+    reasons = CertFacts.of(cert, ca_cert).differences(other)
     assert len(reasons) == 3
     assert "common name is 'srv', wanted 'other'" in reasons[0]
     assert "DNS:srv" in reasons[1]
