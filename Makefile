@@ -209,7 +209,7 @@ demo: venv-demo collection
 
 # Side by side with easy-rsa and a one-task-per-item playbook; about 100 minutes on
 # 2 cores with the defaults. Writes its table into docs/performance.md.
-# Fewer sizes: make benchmark BENCHMARK_ARGS="--sizes 10,100 --revoke-size 2000"
+# The small cases only, in a few minutes: make benchmark BENCHMARK_ARGS=--quick
 BENCHMARK_ARGS ?=
 benchmark: venv collection system-deps
 	$(VENV_PY) benchmarks/run.py --write-doc docs/performance.md --json .build/benchmark.json $(BENCHMARK_ARGS)

@@ -109,6 +109,10 @@ class StagingFolder(object):
 
     def _run(self, check_mode):
         folder = self.folder
+        if not self.files and not os.path.lexists(folder.root):
+            # Only removals, from a folder that is not there: nothing to do, and no folder made for it.
+            return {"changed": False, "changes": [], "dest": folder.root, "files": {}, "removed": [],
+                    "left_alone": dict((name, ABSENT) for name in self.remove), "diff": {"before": {}, "after": {}}}
         changes, actions, warnings = folder.prepare_root(check_mode), {}, []
         tidying = folder.hygiene()
         changes.extend(tidying.changes)

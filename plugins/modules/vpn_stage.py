@@ -97,6 +97,7 @@ options:
       - Removed only when the manifest records it and its content is still what was staged. A name it
         never staged (or already gone) is left alone and reported in RV(left_alone).
       - A name cannot be both staged by this run and removed.
+      - With nothing to stage and no O(dest) folder, nothing is done (the folder is not created to remove nothing).
     type: list
     elements: str
     default: []

@@ -166,3 +166,24 @@ def test_files_by_name_from_the_pki(ca, tmp_path):
     assert os.path.join(ca, "issued", "carol.example.com.crt") + " does not exist" in missing
     assert sorted(os.listdir(dest)) == sorted(["ca.crt", "client1.domain.tld.crt", "client1.domain.tld.key", "server.crt", "server.key",
                                                MANIFEST])
+
+
+def test_removing_from_a_folder_that_is_not_there_creates_nothing(tmp_path):
+    """revoke_client removes the revoked clients' files from the staging folder: with no folder
+    there is nothing to remove, and none is made for it (check mode or not)."""
+    dest = str(tmp_path / "never-staged")
+    for check_mode in (True, False):
+        result = ok("vpn_stage", {"dest": dest, "remove": ["bob.crt", "bob.key"]}, check_mode=check_mode)
+        assert result["changed"] is False and result["removed"] == []
+        assert result["left_alone"] == {"bob.crt": "not in the folder", "bob.key": "not in the folder"}
+    assert not os.path.exists(dest)
+
+
+def test_report_changed_lists_only_what_changed(ca, tmp_path):
+    dest = str(tmp_path / "stage")
+    ok("vpn_cert", {"pki_dir": ca, "name": ["alice", "bob"], "type": "client"})
+    first = ok("vpn_stage", {"dest": dest, "pki_dir": ca, "names": ["alice"], "report": "changed"})
+    assert sorted(first["files"]) == ["alice.crt", "alice.key", "ca.crt"]
+    second = ok("vpn_stage", {"dest": dest, "pki_dir": ca, "names": ["alice", "bob"], "report": "changed"})
+    assert second["files"] == {"bob.crt": "copied", "bob.key": "copied"}
+    assert len(ok("vpn_stage", {"dest": dest, "pki_dir": ca, "names": ["alice", "bob"]})["files"]) == 5
