@@ -99,7 +99,7 @@ class NamePlan(object):
         self.register = False
         self.backups = []
         self.warnings = []
-        self.issued = None
+        self.issued = None  # the facts (x509_inspect.facts) of the certificate this run issued
         # serial of the revoked certificate this name had, if any
         self.revoked = None
 

@@ -102,6 +102,10 @@ class StagingFolder(object):
         self.folder = SafeFolder(dest)
 
     def run(self, check_mode):
+        if not self.files and not os.path.lexists(self.folder.root):
+            # Only removals, from a folder that is not there: nothing to do, and no folder made for it.
+            return {"changed": False, "changes": [], "dest": self.folder.root, "files": {}, "removed": [],
+                    "left_alone": dict((name, ABSENT) for name in self.remove), "diff": {"before": {}, "after": {}}}
         # Locked like the PKI, so that two runs neither interleave manifest rewrites nor
         # remove each other's temp files.
         with self.folder.locked(exclusive=not check_mode):
@@ -109,10 +113,6 @@ class StagingFolder(object):
 
     def _run(self, check_mode):
         folder = self.folder
-        if not self.files and not os.path.lexists(folder.root):
-            # Only removals, from a folder that is not there: nothing to do, and no folder made for it.
-            return {"changed": False, "changes": [], "dest": folder.root, "files": {}, "removed": [],
-                    "left_alone": dict((name, ABSENT) for name in self.remove), "diff": {"before": {}, "after": {}}}
         changes, actions, warnings = folder.prepare_root(check_mode), {}, []
         tidying = folder.hygiene()
         changes.extend(tidying.changes)
