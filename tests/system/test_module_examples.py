@@ -142,7 +142,29 @@ PREPARE = {
     "vpn_endpoint_crl": lambda scratch: _pki(scratch, crl=True),
     "vpn_pki_info": lambda scratch: _pki(scratch, clients=CLIENTS[:1], server=True, crl=True),
     "vpn_stage": lambda scratch: _pki(scratch, clients=CLIENTS[:1], server=True),
+    "vpn_pki_s3": lambda scratch: None,  # an empty working copy: the example pulls an empty prefix and builds the PKI there
 }
+
+
+def _s3_bucket_and_kms_key(endpoint_url):
+    """The vpn_pki_s3 example's bucket and KMS key alias, in the local server's eu-west-1."""
+    import boto3  # pylint: disable=import-outside-toplevel
+
+    s3 = boto3.client("s3", region_name="eu-west-1", endpoint_url=endpoint_url)
+    s3.create_bucket(Bucket="example-clientvpn-pki", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    kms = boto3.client("kms", region_name="eu-west-1", endpoint_url=endpoint_url)
+    kms.create_alias(AliasName="alias/clientvpn-pki", TargetKeyId=kms.create_key()["KeyMetadata"]["KeyId"])
+
+    def check():
+        """What the example left in S3: the PKI, the CA key only encrypted."""
+        keys = set(item["Key"] for item in s3.list_objects_v2(Bucket="example-clientvpn-pki", Prefix="clientvpn/pki/").get("Contents", []))
+        assert {"clientvpn/pki/index.txt", "clientvpn/pki/private/ca.key.kms"} <= keys and "clientvpn/pki/private/ca.key" not in keys, keys
+
+    return check
+
+
+# module -> what its example takes for granted in the local AWS server; returns a check of what the example did there
+AWS_PREPARE = {"vpn_pki_s3": _s3_bucket_and_kms_key}
 
 
 def _aws_profile(scratch):
@@ -227,6 +249,7 @@ def test_module_examples_run(module, tmp_path, request):
     names = list(_task_names(example_tasks))
     # moto's server only for the examples that call AWS (it takes seconds to start); the others get a port nothing listens on.
     endpoint = request.getfixturevalue("local_acm") if _uses_aws(example_tasks) else None
+    check_aws = AWS_PREPARE[module](endpoint.url) if module in AWS_PREPARE else None
     play = _play(module, scratch, endpoint.url if endpoint else "http://127.0.0.1:9")
     path = tmp_path / ("examples-%s.yml" % module)
     path.write_text(yaml.safe_dump(play, sort_keys=False))
@@ -239,7 +262,9 @@ def test_module_examples_run(module, tmp_path, request):
         assert "TASK [%s]" % name in proc.stdout, "task %r of the %s example did not run:\n%s" % (name, module, proc.stdout[-3000:])
     assert (counts["failed"], counts["skipped"], counts["rescued"]) == (0, 0, len(ec2)), proc.stdout[-3000:]
     assert counts["ok"] >= len(names) - len(ec2)
-    if endpoint:
+    if check_aws:
+        check_aws()
+    elif endpoint:
         assert endpoint.requests() or ec2, "the %s example called no ACM operation" % module
     if not ec2:
         return
