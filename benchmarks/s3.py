@@ -70,7 +70,8 @@ def measure(clients, repeat, root, server, env):
     key_id = boto3.client("kms", **kwargs).create_key()["KeyMetadata"]["KeyId"]
     names = ["client%d.domain.tld" % index for index in range(1, clients + 1)]
     work = os.path.join(root, "job")
-    s3 = {"pki_dir": work + "/pki", "stage_dir": work + "/stage", "pki_clients": names, "pki_key_size": 1024, "clientvpn_acm_import": False,
+    # The staging folder is not in S3: kept outside the job folder, as on a volume (docs/awx.md).
+    s3 = {"pki_dir": work + "/pki", "stage_dir": root + "/stage-%d" % clients, "pki_clients": names, "pki_key_size": 1024, "clientvpn_acm_import": False,
           "pki_cache_dir": root + "/cache-%d" % clients, "pki_s3_bucket": bucket, "pki_s3_prefix": PREFIX, "pki_s3_kms_key_id": key_id,
           "aws_region": REGION, "aws_endpoint_url": server.url}
     local = dict(s3, pki_dir=root + "/local-%d/pki" % clients, stage_dir=root + "/local-%d/stage" % clients)

@@ -29,6 +29,7 @@ import base64
 import binascii
 import json
 import os
+import threading
 
 try:
     from botocore.exceptions import BotoCoreError, ClientError
@@ -128,6 +129,7 @@ class Envelopes(object):
         self.prefix = prefix
         self._data_keys = {}  # scope -> (plain, encrypted, key ARN)
         self._opened = {}  # (scope, encrypted data key) -> plain
+        self._opening = threading.Lock()
 
     def context(self, scope):
         return encryption_context(self.bucket, self.prefix, scope)
@@ -149,10 +151,11 @@ class Envelopes(object):
         envelope = parse(blob, where)
         scope = envelope["scope"]
         cache_key = (scope, envelope["encrypted_data_key"])
-        if cache_key not in self._opened:
-            answer = self._kms("Decrypt", "decrypt", CiphertextBlob=envelope["encrypted_data_key"], EncryptionContext=self.context(scope),
-                               KeyId=self.kms_key_id or envelope["kms_key_id"], where=where)
-            self._opened[cache_key] = answer["Plaintext"]
+        with self._opening:  # a pull downloads in threads: one Decrypt per data key, not one per thread
+            if cache_key not in self._opened:
+                answer = self._kms("Decrypt", "decrypt", CiphertextBlob=envelope["encrypted_data_key"], EncryptionContext=self.context(scope),
+                                   KeyId=self.kms_key_id or envelope["kms_key_id"], where=where)
+                self._opened[cache_key] = answer["Plaintext"]
         return unseal(envelope, self._opened[cache_key], self.context(scope), path, where)
 
     def _kms(self, operation, method, where=None, **kwargs):

@@ -13,6 +13,7 @@ done with the lock is in ``lock``.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import os
 
@@ -25,6 +26,7 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.safe_folder import S
 
 # Names listed in the result, at most (the counts are always complete).
 MAX_LISTED = 100
+DOWNLOADS_AT_ONCE = 10
 
 
 def from_params(params, connect_s3, connect_kms):
@@ -103,9 +105,10 @@ class PkiS3(object):
         state = state or s3_sync.new_state(self.objects.bucket, self.objects.prefix)
         remote = self._remote()
         downloads, removals = s3_sync.plan_pull(remote, state["base"])
-        contents = {}
-        for name in downloads:
-            contents[s3_sync.entry_name(name)] = self._download(name, remote[name], state["base"])
+        # Ten at a time (botocore's connection pool): one by one, a PKI of 1,000 clients is 4,000 round trips in a row.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=DOWNLOADS_AT_ONCE) as pool:
+            plains = list(pool.map(lambda name: self._download(name, remote[name], state["base"]), downloads))
+        contents = dict((s3_sync.entry_name(name), plain) for name, plain in zip(downloads, plains))
         with self.folder.locked():
             s3_sync.write_entries(self.folder, contents, [s3_sync.entry_name(name) for name in removals])
             for name in removals:
