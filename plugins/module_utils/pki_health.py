@@ -50,7 +50,6 @@ class PkiHealth(object):
         self.profiles_dir = profiles_dir
         self.cache_dir = cache_dir
         self.cache = None
-        self.check_mode = True  # the cache is written only when a run says it may write
         self.thresholds = dict(DEFAULT_THRESHOLDS, **(thresholds or {}))
         for what, days in self.thresholds.items():
             if days is None or days < 0:
@@ -61,7 +60,8 @@ class PkiHealth(object):
     def days_left(self, moment):
         return (moment - self.now).days if moment is not None else None
 
-    def report(self):
+    def report(self, check_mode=True):
+        """The whole picture; the verified cache is written only when ``check_mode`` is false."""
         store = self.store
         if not os.path.exists(store.ca_cert):
             raise PkiError("%s holds no certificate authority (ca.crt): nothing to report. Check pki_dir." % store.root)
@@ -70,13 +70,14 @@ class PkiHealth(object):
             ca_bytes = store.read(store.ca_cert)
             ca_cert = x509_inspect.load_certificate(store.ca_cert, data=ca_bytes)
             entries = store.read_index()
-            self.cache = VerifiedCache(self.cache_dir, ca_bytes, self.check_mode, files=len(entries))
+            self.cache = VerifiedCache(self.cache_dir, ca_bytes, check_mode, files=len(entries))
             ca = self._ca(ca_cert)
             named = self._named(ca_cert)
             certificates = self._certificates(entries, named, ca_cert)
             self._on_previous_ca(ca_cert, named)
             profiles = self.profiles(self.profiles_dir, ca_cert) if self.profiles_dir else {}
             crl = self._crl(ca_cert, entries)
+            self.cache.save()
         return {
             "pki_dir": store.root,
             "checked_at": self.now.isoformat(),
@@ -209,8 +210,9 @@ class PkiHealth(object):
         """(folder, CertFacts) of a certificate kept only by its serial, or (None, None)."""
         for folder, path in (("certs_by_serial", self.store.by_serial(serial)), ("renewed/certs_by_serial", self.store.renewed_by_serial(serial)),
                              ("revoked/certs_by_serial", self.store.path("revoked", "certs_by_serial", serial + ".crt"))):
-            if os.path.exists(path):
-                return folder, self._facts(path, ca_cert)
+            facts = self._facts(path, ca_cert)  # None when there is no such file
+            if facts is not None:
+                return folder, facts
         return None, None
 
     def _certificates(self, entries, named, ca_cert):
@@ -316,9 +318,7 @@ class HealthCheck(object):
         self.connect = connect
 
     def run(self, check_mode):
-        self.health.check_mode = check_mode
-        report = self.health.report()
-        self.health.cache.save()
+        report = self.health.report(check_mode)
         if self.connect is not None:
             self.health.add_acm(report, recorded_copies(self.connect(), self.health.store))
         return dict(report, changed=False)

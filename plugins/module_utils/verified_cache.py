@@ -134,6 +134,8 @@ class VerifiedCache(object):
                 return known
         with open(path, "rb") as handle:  # read after the stat: a change after it gives another ctime
             data = handle.read()
+        if self.path is None:  # no cache: nothing to look up or remember
+            return parse(data)
         digest = sha256_hex(data)
         facts = self._known_digest(digest, kind)
         if facts is None:
@@ -167,7 +169,8 @@ class VerifiedCache(object):
 
     def learn(self, kind, data, facts):
         """Facts of bytes this run wrote (a new key, a new certificate): the next run need not parse them."""
-        self.learnt["facts"][(sha256_hex(data), kind)] = facts
+        if self.path is not None:
+            self.learnt["facts"][(sha256_hex(data), kind)] = facts
 
     # -- writing -------------------------------------------------------------------
     def save(self):

@@ -151,12 +151,9 @@ def ca(tmp_path):
     return pki
 
 
-@pytest.fixture
-def local_acm(tmp_path, monkeypatch):
-    """moto's server on a free 127.0.0.1 port: a real HTTP ACM endpoint, stopped afterwards.
-
-    ``local_acm.requests()`` lists the ACM operations it received (moto's recorder).
-    """
+def start_moto_server(state_dir):
+    """moto's server (tests/tools/local_acm.py) started on a free 127.0.0.1 port, recording every request;
+    the caller stops it. Fails in CI, skips elsewhere, when moto is not installed."""
     try:
         import moto.server  # noqa: F401 pylint: disable=unused-import
     except ImportError:
@@ -167,8 +164,18 @@ def local_acm(tmp_path, monkeypatch):
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
     from local_acm import LocalAcm  # pylint: disable=import-outside-toplevel
 
-    endpoint = LocalAcm(str(tmp_path / "local-acm"))
-    endpoint.start()
+    server = LocalAcm(state_dir)
+    server.start()
+    return server
+
+
+@pytest.fixture
+def local_acm(tmp_path, monkeypatch):
+    """moto's server on a free 127.0.0.1 port: a real HTTP ACM endpoint, stopped afterwards.
+
+    ``local_acm.requests()`` lists the ACM operations it received (moto's recorder).
+    """
+    endpoint = start_moto_server(str(tmp_path / "local-acm"))
     # Fake credentials and nothing else from the environment: no AWS account is ever used.
     for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_URL",
                  "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"):

@@ -32,7 +32,7 @@ import boto3
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from conftest import collections_path, failed, ok, playbook, recap, snapshot
+from conftest import collections_path, failed, ok, playbook, recap, snapshot, start_moto_server
 
 PREFIX = "team/pki"
 REGION = "eu-west-1"
@@ -43,19 +43,8 @@ WRITE_METHODS = ("PUT", "POST", "DELETE")
 
 @pytest.fixture(scope="module")
 def moto_server(tmp_path_factory):
-    """moto's server (S3, KMS, IAM) on a free 127.0.0.1 port, recording every request."""
-    try:
-        import moto.server  # noqa: F401 pylint: disable=unused-import
-    except ImportError:
-        message = "moto[server] is not installed (make test installs it in .venv)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tools"))
-    from local_acm import LocalAcm  # pylint: disable=import-outside-toplevel
-
-    server = LocalAcm(str(tmp_path_factory.mktemp("moto")))
-    server.start()
+    """moto's server (S3, KMS, IAM) on a free 127.0.0.1 port, recording every request; one for the file."""
+    server = start_moto_server(str(tmp_path_factory.mktemp("moto")))
     try:
         yield server
     finally:
