@@ -156,13 +156,13 @@ class NamePlan(object):
         return self.action in ("created", "renewed", "reissued") and not self.new_key and self.has_key
 
 
-def build_specs(names, cert_type, common_name, subject_alt_names, key_size, days, digest):
+def build_specs(names, cert_type, common_name, subject_alt_names, key_size, days, digest, names_file=None):
     """Validate the module's options and turn them into one LeafSpec per name."""
     if cert_type not in CERT_TYPES:
         raise PkiError("type=%s: use 'server' or 'client'." % cert_type)
     check_key_size("key_size", key_size)
     check_days("days", days)
-    unique = unique_names(names)
+    unique = unique_names(names, names_file=names_file)
     if common_name is not None and len(unique) > 1:
         raise PkiError(
             "common_name=%r was given with %d names: each certificate needs its own CN. Leave "

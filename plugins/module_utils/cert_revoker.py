@@ -108,8 +108,8 @@ def revoked_subjects(entries):
 
 
 class CertificateRevoker(object):
-    def __init__(self, store, names, reason=None, ca_passphrase=None):
-        self.names = unique_names(names, wanted="the certificate name(s) to revoke")
+    def __init__(self, store, names, reason=None, ca_passphrase=None, names_file=None):
+        self.names = unique_names(names, wanted="the certificate name(s) to revoke", names_file=names_file)
         if reason is not None and reason not in REASONS:
             raise PkiError("reason=%s: use one of %s." % (reason, ", ".join(REASONS)))
         self.store = store

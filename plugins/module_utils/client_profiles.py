@@ -114,10 +114,10 @@ def load_configuration(params, check_mode, connect):
 
 
 class ClientProfiles(object):
-    def __init__(self, pki_dir, names, dest, configuration):
+    def __init__(self, pki_dir, names, dest, configuration, names_file=None):
         self.pki = PkiStore(pki_dir)
         self.folder = SafeFolder(dest)
-        self.names = unique_names(names, option="names", wanted="the clients whose profiles to write")
+        self.names = unique_names(names, option="names", wanted="the clients whose profiles to write", names_file=names_file)
         self.base = None  # check mode, configuration still to come: every profile would be written
         if configuration is not None:
             if "remote " not in configuration and "\nremote\t" not in configuration:

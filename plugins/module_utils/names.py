@@ -47,17 +47,53 @@ def check_name(name):
         )
 
 
-def unique_names(names, option="name", wanted="one certificate name or a list of names"):
-    """``names`` without repeats, in their order, each checked; an empty list is refused.
+def read_names_file(path, option="names_file"):
+    """The names a text file lists: one per line, surrounding spaces ignored, blank lines and lines
+    starting with ``#`` skipped. A name that cannot be used is refused with its line number."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except (FileNotFoundError, NotADirectoryError):
+        raise PkiError(
+            "%s=%s does not exist. Give the path of a text file on the host the module runs on (where the PKI is), "
+            "one name per line. Nothing was changed." % (option, path)
+        )
+    except IsADirectoryError:
+        raise PkiError("%s=%s is a directory: give the path of a text file, one name per line. Nothing was changed." % (option, path))
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PkiError(
+            "%s=%s line %d is not UTF-8 text: save the file as UTF-8 (names are plain ASCII file names). Nothing was changed."
+            % (option, path, data.count(b"\n", 0, exc.start) + 1)
+        )
+    names = []
+    for number, line in enumerate(text.splitlines(), 1):
+        name = line.strip()
+        if not name or name.startswith("#"):
+            continue
+        try:
+            check_name(name)
+        except PkiError as exc:
+            raise PkiError("%s=%s line %d: %s Nothing was changed." % (option, path, number, exc))
+        names.append(name)
+    return names
 
-    ``option`` is the module option the names came from and ``wanted`` what the
+
+def unique_names(names, option="name", wanted="one certificate name or a list of names", names_file=None):
+    """``names`` and the names ``names_file`` lists, without repeats, in their order, each checked.
+
+    An empty result is refused, unless a ``names_file`` was given: a file may list nobody (every
+    user left). ``option`` is the module option the names came from and ``wanted`` what the
     message asks for instead, so the error reads in the module's own terms.
     """
     # Plain str: ansible-core 2.19 hands module options over as tagged str subclasses, whose every
     # concatenation (name + ".crt", 100,000 times in a large PKI) copies the tags.
     unique = list(dict.fromkeys(str(name) for name in names or []))
-    if not unique:
-        raise PkiError("%s is empty: give %s." % (option, wanted))
     for name in unique:
         check_name(name)
+    if names_file:
+        unique = list(dict.fromkeys(unique + read_names_file(names_file)))
+    elif not unique:
+        raise PkiError("%s is empty: give %s." % (option, wanted))
     return unique

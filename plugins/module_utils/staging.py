@@ -54,10 +54,11 @@ def check_file_name(name):
         raise PkiError("remove: %s is the staging folder's manifest, not a staged file." % MANIFEST)
 
 
-def pki_sources(pki_dir, names, pki_files=PKI_FILES):
-    """(certificate paths, private key paths) of ``names`` in the PKI, as its layout places them."""
+def pki_sources(pki_dir, names, pki_files=PKI_FILES, names_file=None):
+    """(certificate paths, private key paths) of ``names`` and of the names ``names_file`` lists in the PKI,
+    as its layout places them."""
     store = PkiStore(pki_dir)
-    names = unique_names(names, option="names", wanted="the certificate names to stage") if names else []
+    names = unique_names(names, option="names", wanted="the certificate names to stage", names_file=names_file) if names or names_file else []
     certificates = [store.ca_cert] if "ca_certificate" in pki_files else []
     if "certificate" in pki_files:
         certificates.extend(store.cert(name) for name in names)
@@ -69,7 +70,7 @@ def from_params(params):
     """vpn_stage's options: the PKI's files by name (pki_dir, names, pki_files), then the paths given."""
     certificates, private_keys = [], []
     if params["pki_dir"]:
-        certificates, private_keys = pki_sources(params["pki_dir"], params["names"], params["pki_files"])
+        certificates, private_keys = pki_sources(params["pki_dir"], params["names"], params["pki_files"], params["names_file"])
     return StagingFolder(
         params["dest"], certificates + params["certificates"], private_keys + params["private_keys"], prune=params["prune"], remove=params["remove"],
         report=params["report"],

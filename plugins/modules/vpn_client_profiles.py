@@ -43,10 +43,15 @@ options:
   names:
     description:
       - The clients whose profiles to write.
+      - O(names), O(names_file) or both (their names together) are required.
     type: list
     elements: str
-    required: true
     aliases: [name]
+  names_file:
+    description:
+      - A text file that lists more clients, one per line (blank lines and lines starting with C(#) are skipped), on
+        the host the module runs on. With thousands of clients it spares Ansible a list to template.
+    type: path
   dest:
     description:
       - Folder for the profiles. Created 0700 when missing.
@@ -118,7 +123,8 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import
 def main():
     argument_spec = dict(
         pki_dir=dict(type="path", required=True),
-        names=dict(type="list", elements="str", required=True, aliases=["name"]),
+        names=dict(type="list", elements="str", aliases=["name"]),
+        names_file=dict(type="path"),
         dest=dict(type="path", required=True),
         config_file=dict(type="path"),
         client_vpn_endpoint_id=dict(type="str"),
@@ -127,13 +133,14 @@ def main():
     module = AnsibleModule(
         argument_spec=argument_spec,
         mutually_exclusive=[("config_file", "client_vpn_endpoint_id")],
-        required_one_of=[("config_file", "client_vpn_endpoint_id")],
+        required_one_of=[("config_file", "client_vpn_endpoint_id"), ("names", "names_file")],
         supports_check_mode=True,
     )
     params = module.params
     run_backend(
         module,
-        lambda: ClientProfiles(params["pki_dir"], params["names"], params["dest"], load_configuration(params, module.check_mode, connector("ec2", params))),
+        lambda: ClientProfiles(params["pki_dir"], params["names"], params["dest"], load_configuration(params, module.check_mode, connector("ec2", params)),
+                               names_file=params["names_file"]),
         needs_boto3=bool(params["client_vpn_endpoint_id"]),
     )
 

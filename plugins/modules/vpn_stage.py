@@ -61,6 +61,13 @@ options:
     type: list
     elements: str
     version_added: 0.2.0
+  names_file:
+    description:
+      - A text file that lists more names to stage from O(pki_dir), one per line (blank lines and lines starting with
+        C(#) are skipped), on the host the module runs on. Requires O(pki_dir). With thousands of clients it spares
+        Ansible a list to template (see M(clientvpn.pki.vpn_cert)'s O(clientvpn.pki.vpn_cert#module:names_file)).
+      - A file that lists nobody stages only what the other options name.
+    type: path
   pki_files:
     description:
       - Which files of O(pki_dir) to stage - V(ca_certificate) (C(ca.crt)), V(certificate) (C(issued/<name>.crt) of
@@ -188,6 +195,7 @@ def main():
             dest=dict(type="path", required=True),
             pki_dir=dict(type="path"),
             names=dict(type="list", elements="str"),
+            names_file=dict(type="path"),
             pki_files=dict(type="list", elements="str", choices=list(PKI_FILES), default=list(PKI_FILES)),
             certificates=dict(type="list", elements="path", default=[]),
             # paths, not key material
@@ -196,7 +204,7 @@ def main():
             remove=dict(type="list", elements="str", default=[]),
             report=dict(type="str", default="all", choices=["all", "changed"]),
         ),
-        required_by={"names": "pki_dir"},
+        required_by={"names": "pki_dir", "names_file": "pki_dir"},
         supports_check_mode=True,
     )
     run_backend(module, lambda: from_params(module.params))
