@@ -165,6 +165,12 @@ class Bench(object):
     def clients(self, n):
         return ["client%d.domain.tld" % index for index in range(1, n + 1)]
 
+    def names_file(self, path, names):
+        """The clients as an operator with many of them keeps them: pki_clients_file, one name per line."""
+        with open(path, "w") as handle:
+            handle.write("\n".join(names) + "\n")
+        return path
+
     def vars_file(self, path, data):
         with open(path, "w") as handle:
             json.dump(data, handle)
@@ -198,8 +204,8 @@ class Bench(object):
             base = self.folder("ours")
             extra = self.vars_file(
                 os.path.join(base, "vars.json"),
-                {"pki_dir": base + "/pki", "stage_dir": base + "/custom_folder", "pki_clients": self.clients(n), "clientvpn_acm_import": False,
-                 "pki_cache_dir": base + "/cache"},
+                {"pki_dir": base + "/pki", "stage_dir": base + "/custom_folder", "clientvpn_acm_import": False, "pki_cache_dir": base + "/cache",
+                 "pki_clients_file": self.names_file(os.path.join(base, "clients.txt"), self.clients(n))},
             )
             command = self.playbook("clientvpn.pki.mutual_auth", extra)
             first = measure(command, self.env)
@@ -270,9 +276,13 @@ class Bench(object):
         root = self.folder("scale-%d" % size)
         work, pristine = os.path.join(root, "work"), os.path.join(root, "pristine")
         names = self.clients(size)
-        settings = {"pki_dir": work + "/pki", "stage_dir": work + "/stage", "pki_clients": names, "pki_key_size": 1024,
-                    "clientvpn_acm_import": False, "pki_cache_dir": root + "/cache"}
+        settings = {"pki_dir": work + "/pki", "stage_dir": work + "/stage", "pki_key_size": 1024, "clientvpn_acm_import": False,
+                    "pki_cache_dir": root + "/cache", "pki_clients_file": self.names_file(os.path.join(root, "clients.txt"), names)}
         mutual_auth = self.playbook("clientvpn.pki.mutual_auth", self.vars_file(os.path.join(root, "vars.json"), settings))
+        # The same run with the names in the pki_clients list: what Ansible's templating of a list costs.
+        settings_list = dict(settings, pki_clients=names)
+        del settings_list["pki_clients_file"]
+        mutual_auth_list = self.playbook("clientvpn.pki.mutual_auth", self.vars_file(os.path.join(root, "vars-list.json"), settings_list))
         self.log("scale: building a PKI of %d clients with mutual_auth (RSA-1024 keys: the key size does not change what the other runs cost)" % size)
         built = measure(mutual_auth, self.env)
         self.cells.append(Cell("ours", size, "build").with_run(built))
@@ -287,13 +297,15 @@ class Bench(object):
                 measure(mutual_auth, self.env)
 
         add_one = self.playbook(os.path.join(HERE, "add_one.yml"), self.vars_file(os.path.join(root, "add.json"), {
-            "pki_dir": work + "/pki", "clients": names + ["newcomer.domain.tld"], "key_size": 1024, "cache_dir": root + "/cache"}))
+            "pki_dir": work + "/pki", "clients_file": self.names_file(os.path.join(root, "clients-and-newcomer.txt"), names + ["newcomer.domain.tld"]),
+            "key_size": 1024, "cache_dir": root + "/cache"}))
         victim = names[len(names) // 2]
         revoke = self.playbook("clientvpn.pki.revoke_client", self.vars_file(os.path.join(root, "revoke.json"), {
             "pki_dir": work + "/pki", "stage_dir": work + "/no-staging-folder", "revoke_client_names": [victim]}))
         easyrsa_env = dict(self.env, EASYRSA_BATCH="1", EASYRSA_PKI=work + "/pki", EASYRSA_KEY_SIZE="1024")
         cases = {
             "no-op": ("ours", lambda: mutual_auth, False),
+            "no-op list": ("ours-list", lambda: mutual_auth_list, False),
             "add one": ("ours", lambda: add_one, True),
             "add one easyrsa": ("easyrsa", lambda: [EASYRSA, "build-client-full", "newcomer.domain.tld", "nopass"], True),
             "revoke+crl": ("ours", lambda: revoke, True),
@@ -301,13 +313,13 @@ class Bench(object):
         }
         for operation in operations:
             scenario, command, fresh_each_run = cases[operation]
-            phase = operation.replace(" easyrsa", "")
+            phase = operation.replace(" easyrsa", "").replace(" list", "")
 
             def one_run(scenario=scenario, command=command, fresh_each_run=fresh_each_run, phase=phase):
                 if fresh_each_run or not os.path.exists(work):
-                    fresh_copy(settle=scenario == "ours")
+                    fresh_copy(settle=scenario.startswith("ours"))
                 measured = measure(command(), easyrsa_env if scenario == "easyrsa" else self.env)
-                if scenario == "ours" and phase == "no-op" and measured.changed() != 0:
+                if scenario.startswith("ours") and phase == "no-op" and measured.changed() != 0:
                     raise RuntimeError("scale: the run with nothing to do changed %d task(s)" % measured.changed())
                 yield phase, measured
 
@@ -364,8 +376,9 @@ def report(bench, floors, keygen, sizes, scale_sizes):
         lines.append("| N | run | ours (s) | easy-rsa (s) | ours / easy-rsa | ours / debug playbook | ours peak MB | runs (ours, easy-rsa) |")
         lines.append("|---|---|---|---|---|---|---|---|")
         for n in scale_sizes:
-            for phase in ("build", "add one") if n == 10 and n != max(scale_sizes) else ("build", "no-op", "add one", "revoke+crl"):
-                ours, easy = find(cells, "ours", n, phase), find(cells, "easyrsa", n, phase)
+            for phase in ("build", "add one") if n == 10 and n != max(scale_sizes) else ("build", "no-op", "no-op list", "add one", "revoke+crl"):
+                scenario = "ours-list" if phase == "no-op list" else "ours"
+                ours, easy = find(cells, scenario, n, phase.replace(" list", "")), find(cells, "easyrsa", n, phase)
                 if not ours:
                     continue
                 lines.append("| %d | %s | %s | %s | %s | %s | %.0f | %s |" % (
@@ -376,8 +389,9 @@ def report(bench, floors, keygen, sizes, scale_sizes):
     return "\n".join(lines) + "\n"
 
 
-SCALE_LABELS = {"build": "build (mutual_auth, RSA-1024)", "no-op": "no-op (mutual_auth)", "add one": "add one client (vpn_cert)",
-                "revoke+crl": "revoke one + CRL (revoke_client)"}
+SCALE_LABELS = {"build": "build (mutual_auth, RSA-1024)", "no-op": "no-op (mutual_auth)",
+                "no-op list": "no-op (mutual_auth, names in the pki_clients list instead of the file)",
+                "add one": "add one client (vpn_cert)", "revoke+crl": "revoke one + CRL (revoke_client)"}
 
 
 def targets(cells, floors, scale_sizes):
@@ -474,7 +488,7 @@ def main(argv=None):
                 bench.per_item(n)
         for n in scale_sizes:
             small = n == 10 and n != args.scale_size
-            bench.scale(n, ("add one", "add one easyrsa") if small else ("no-op", "add one", "add one easyrsa", "revoke+crl", "revoke+crl easyrsa"))
+            bench.scale(n, ("add one", "add one easyrsa") if small else ("no-op", "no-op list", "add one", "add one easyrsa", "revoke+crl", "revoke+crl easyrsa"))
     finally:
         shutil.rmtree(bench.work, ignore_errors=True)
     text = report(bench, floors, keygen, sizes, scale_sizes)

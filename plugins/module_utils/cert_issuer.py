@@ -134,7 +134,8 @@ class CertificateIssuer(object):
                     # a certificate whose row an interrupted run never wrote
                     entries.append(entry_for(plan.cert))
                     self._write_missing(plan.cert, plan.spec.name, inline)
-                store.ensure_mode(store.key(plan.spec.name), SECRET_MODE)
+                if plan.key_mode_wrong:
+                    store.ensure_mode(store.key(plan.spec.name), SECRET_MODE)
                 continue
             if plan.register:
                 # a certificate an interrupted run left without its row: recorded before it is replaced

@@ -95,6 +95,7 @@ class NamePlan(object):
         self._key = self._load_key = None
         self._cert = self._load_cert = None
         self.new_key = False
+        self.key_mode_wrong = False  # a key kept as it is, but not 0600
         self.cert_is_ours = False
         self.register = False
         self.backups = []
@@ -218,6 +219,7 @@ class NamePlanner(object):
                 plan.because(REVOKED, "certificate %s of this name was revoked" % earlier[-1])
         plan.decide()
         if not plan.new_key and plan.key_facts is not None and self.store.mode_of(key_path) != SECRET_MODE:
+            plan.key_mode_wrong = True
             plan.changes.append("set mode 0600 on %s" % key_path)
         return plan
 

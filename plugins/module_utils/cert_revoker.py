@@ -222,8 +222,10 @@ class CertificateRevoker(object):
         )
         public_key = x509_inspect.public_key_der(cert.public_key())
         for entry in entries:
+            if entry.status != "V" or entry.subject != subject:
+                continue
             path = store.renewed_by_serial(entry.serial)
-            if entry.status == "V" and entry.subject == subject and os.path.exists(path):
+            if os.path.exists(path):
                 old = x509_inspect.load_certificate(path)
                 if x509_inspect.public_key_der(old.public_key()) == public_key:
                     serials.add(entry.serial)

@@ -7,6 +7,7 @@ warnings on, drop the diff unless asked for."""
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import sys
@@ -72,6 +73,9 @@ def run_backend(module, make_backend, needs_boto3=False):
 
         if not HAS_BOTO3:
             module.fail_json(msg=missing_required_lib("boto3 and botocore"), exception=str(BOTO3_IMPORT_ERROR))
+    # A module is a short-lived process, and everything it allocates goes at its exit: the cycle
+    # collector's passes over the objects of 20,000 names took 0.35 s of a 1.3 s run (docs/performance.md).
+    gc.disable()
     try:
         result = make_backend().run(module.check_mode)
     except PkiError as exc:

@@ -51,6 +51,9 @@ class PkiStore(SafeFolder):
         super(PkiStore, self).__init__(pki_dir, what="pki_dir")
         self.requested_version = easyrsa_version
         self._layout = None
+        # Joined once: a run over 20,000 names builds 40,000 of these paths.
+        self._issued_prefix = self.path("issued", "")
+        self._private_prefix = self.path("private", "")
 
     @property
     def layout(self):
@@ -77,10 +80,10 @@ class PkiStore(SafeFolder):
         return self.path("serial")
 
     def cert(self, name):
-        return self.path("issued", name + ".crt")
+        return self._issued_prefix + name + ".crt"
 
     def key(self, name):
-        return self.path("private", name + ".key")
+        return self._private_prefix + name + ".key"
 
     def req(self, name):
         return self.path("reqs", name + ".req")
