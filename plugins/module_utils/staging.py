@@ -19,15 +19,16 @@ file edited since) is left alone.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
+import stat
 
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.names import unique_names
 from ansible_collections.clientvpn.pki.plugins.module_utils.pending import made_by_an_earlier_task
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
 from ansible_collections.clientvpn.pki.plugins.module_utils.safe_folder import SECRET_MODE, SafeFolder
+from ansible_collections.clientvpn.pki.plugins.module_utils.verified_cache import FileDigests
 
 CERTIFICATE_MODE = 0o644
 MANIFEST = ".clientvpn-stage.json"
@@ -42,8 +43,16 @@ EDITED = "changed since it was staged: left alone and no longer tracked"
 NOT_A_FILE = "no longer a regular file: left alone and no longer tracked"
 
 
-def _sha256(data):
-    return hashlib.sha256(data).hexdigest()
+def _missing(source, target):
+    return PkiError("%s does not exist: nothing to stage as %s. Build it first (clientvpn.pki.pki)." % (source, target))
+
+
+def _lstat(path):
+    """os.lstat of ``path``, or None when there is nothing there."""
+    try:
+        return os.lstat(path)
+    except FileNotFoundError:
+        return None
 
 
 def check_file_name(name):
@@ -73,12 +82,12 @@ def from_params(params):
         certificates, private_keys = pki_sources(params["pki_dir"], params["names"], params["pki_files"], params["names_file"])
     return StagingFolder(
         params["dest"], certificates + params["certificates"], private_keys + params["private_keys"], prune=params["prune"], remove=params["remove"],
-        report=params["report"],
+        report=params["report"], cache_dir=params["cache_dir"],
     )
 
 
 class StagingFolder(object):
-    def __init__(self, dest, certificates, private_keys, prune=False, remove=(), report="all"):
+    def __init__(self, dest, certificates, private_keys, prune=False, remove=(), report="all", cache_dir=None):
         self.files = {}
         for sources, mode in ((certificates, CERTIFICATE_MODE), (private_keys, SECRET_MODE)):
             for source in sources:
@@ -101,6 +110,9 @@ class StagingFolder(object):
         self.report = report
         # Same directory handling and atomic writes as the PKI itself.
         self.folder = SafeFolder(dest)
+        # The SHA-256 of files whose stamps did not change, so that they are not read (verified_cache).
+        self.cache_dir = cache_dir
+        self.digests = None
 
     def run(self, check_mode):
         if not self.files and not os.path.lexists(self.folder.root):
@@ -110,7 +122,11 @@ class StagingFolder(object):
         # Locked like the PKI, so that two runs neither interleave manifest rewrites nor
         # remove each other's temp files.
         with self.folder.locked(exclusive=not check_mode):
-            return self._run(check_mode)
+            self.digests = FileDigests(self.cache_dir, self.folder.root, check_mode, files=2 * len(self.files) + len(self.remove))
+            result = self._run(check_mode)
+            self.digests.save()
+        result["warnings"].extend(self.digests.warnings)
+        return result
 
     def _run(self, check_mode):
         folder = self.folder
@@ -164,26 +180,54 @@ class StagingFolder(object):
         }
 
     def _stage(self, name, source, mode, check_mode):
-        """Copy one file; returns (action, sha256 of what the folder then holds)."""
+        """Copy one file; returns (action, sha256 of what the folder then holds).
+
+        A file whose stamp is the one recorded with its SHA-256 (verified_cache) is not read: a source and
+        its staged copy (a regular file, with the mode wanted) both known by stamp, with the same digest,
+        are left alone unread. Anything else is read and compared as without a cache."""
         folder = self.folder
         target = folder.path(name)
         if made_by_an_earlier_task(source, check_mode):
             return "copied", None
-        try:
-            data = folder.read(source)
-        except (FileNotFoundError, IsADirectoryError):
-            raise PkiError("%s does not exist: nothing to stage as %s. Build it first (clientvpn.pki.pki)." % (source, target))
+        source_info = self._source_info(source, target)
+        data, digest = None, self.digests.known(source, source_info)
+        if digest is None:
+            data, digest = self._read_source(source, source_info, target)
+        staged = _lstat(target)
+        if staged is not None and stat.S_ISREG(staged.st_mode) and self.digests.digest(target, staged) == digest:
+            if stat.S_IMODE(staged.st_mode) == mode:
+                return "unchanged", digest
+            if not check_mode:
+                os.chmod(target, mode)
+            return "chmod", digest
+        # Not there, other bytes, or a link or no regular file at all: exactly as without a cache.
+        if data is None:
+            data, digest = self._read_source(source, source_info, target)
         action = folder.put(target, data, mode, check_mode)
-        return ("copied" if action == "written" else action), _sha256(data)
+        return ("copied" if action == "written" else action), digest
+
+    def _source_info(self, source, target):
+        try:
+            return os.stat(source)
+        except FileNotFoundError:
+            raise _missing(source, target)
+
+    def _read_source(self, source, info, target):
+        """(bytes, SHA-256) of the source, read after its stat ``info``."""
+        try:
+            return self.digests.read(source, info)
+        except (FileNotFoundError, IsADirectoryError):
+            raise _missing(source, target)
 
     def _remove(self, name, staged_sha256, check_mode):
         """Delete a recorded file if it still holds what was staged: 'removed', or why not."""
         path = self.folder.path(name)
-        if not os.path.lexists(path):
+        info = _lstat(path)
+        if info is None:
             return ABSENT
-        if os.path.islink(path) or not os.path.isfile(path):
+        if not stat.S_ISREG(info.st_mode):  # a link (lstat does not follow it), a directory...
             return NOT_A_FILE
-        if _sha256(self.folder.read(path)) != staged_sha256:
+        if self.digests.digest(path, info) != staged_sha256:
             return EDITED
         if not check_mode:
             os.unlink(path)

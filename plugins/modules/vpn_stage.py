@@ -115,6 +115,22 @@ options:
     type: str
     choices: [all, changed]
     default: all
+  cache_dir:
+    description:
+      - A folder for a cache of the SHA-256 of the files this module has read - the sources and their staged copies - so
+        that a run over thousands of unchanged files does not read them again (the stage role's C(stage_cache_dir),
+        C(~/.cache/clientvpn.pki) by default). Unset, no cache is used and every file is read and compared.
+      - Safe to lose and never less strict - a file is skipped only when its device, inode, size, mtime and ctime are
+        those recorded with its SHA-256, and a source and its staged copy are left unread only when both are so known,
+        hold the same SHA-256, and the copy is a regular file with the mode wanted. Only the kernel sets a ctime, on
+        every change of content or metadata, so a file changed in any way (same size, mtime set back with C(touch -d))
+        is read, compared and copied again. A stamp is recorded only for a file changed more than 2 seconds before,
+        so files staged by this run are read once more by the next ones until they are older.
+      - Still done on every run - the C(stat) of every source and staged file, its type and mode, the manifest, and
+        every decision made from them. The cache is written only outside check mode, 0600 in a 0700 folder
+        (one file per staging folder, C(staged-<hash of its path>.sqlite)); one that another user could have written
+        is ignored, with a warning. See C(docs/performance.md).
+    type: path
 seealso:
   - module: clientvpn.pki.vpn_cert
 """
@@ -203,6 +219,7 @@ def main():
             prune=dict(type="bool", default=False),
             remove=dict(type="list", elements="str", default=[]),
             report=dict(type="str", default="all", choices=["all", "changed"]),
+            cache_dir=dict(type="path"),
         ),
         required_by={"names": "pki_dir", "names_file": "pki_dir"},
         supports_check_mode=True,
