@@ -23,6 +23,8 @@ Each reason is a code with its text for people: the decision reads codes.
 
 from __future__ import annotations
 
+import stat
+
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
 from ansible_collections.clientvpn.pki.plugins.module_utils.certificate_facts import CertFacts, KeyFacts
 from ansible_collections.clientvpn.pki.plugins.module_utils.clientvpn_rules import (
@@ -91,6 +93,7 @@ class NamePlan(object):
         # What is on disk, as facts (certificate_facts); the objects themselves are loaded
         # only when the name changes (a renewal signs the kept key, a registration reads the certificate).
         self.key_facts = None
+        self.key_stat = None  # the os.stat that found key_facts (its mode is checked)
         self.cert_facts = None
         self._key = self._load_key = None
         self._cert = self._load_cert = None
@@ -218,7 +221,7 @@ class NamePlanner(object):
                 plan.new_key, plan.revoked = True, earlier[-1]
                 plan.because(REVOKED, "certificate %s of this name was revoked" % earlier[-1])
         plan.decide()
-        if not plan.new_key and plan.key_facts is not None and self.store.mode_of(key_path) != SECRET_MODE:
+        if not plan.new_key and plan.key_facts is not None and stat.S_IMODE(plan.key_stat.st_mode) != SECRET_MODE:
             plan.key_mode_wrong = True
             plan.changes.append("set mode 0600 on %s" % key_path)
         return plan
@@ -227,7 +230,8 @@ class NamePlanner(object):
         def load(data=None):
             return x509_inspect.load_private_key(key_path, None, passphrase_field=None, check_key=False, data=data)[0]
 
-        plan.key_facts = facts = self.cache.key(key_path, lambda data: KeyFacts.of(load(data)))
+        facts, plan.key_stat = self.cache.key(key_path, lambda data: KeyFacts.of(load(data)))
+        plan.key_facts = facts
         if facts is None:
             return
         plan._load_key = load  # pylint: disable=protected-access

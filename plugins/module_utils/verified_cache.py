@@ -209,14 +209,20 @@ class VerifiedCache(_StampedFiles):
         return self._facts("certificate", path, parse)
 
     def key(self, path, parse):
-        """KeyFacts of the private key file ``path``, or None when there is none."""
-        return self._facts("key", path, parse)
-
-    def _facts(self, kind, path, parse):
+        """(KeyFacts, os.stat) of the private key file ``path``, or (None, None) when there is none: the
+        caller checks the key's mode with the stat that found the facts."""
         try:
             info = os.stat(path)
         except FileNotFoundError:
-            return None
+            return None, None
+        return self._facts("key", path, parse, info), info
+
+    def _facts(self, kind, path, parse, info=None):
+        if info is None:
+            try:
+                info = os.stat(path)
+            except FileNotFoundError:
+                return None
         recorded = self._digest_by_stamp(path, info)
         if recorded is not None:
             known = self._known_digest(recorded, kind)
