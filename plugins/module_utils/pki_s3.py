@@ -185,7 +185,10 @@ class PkiS3(object):
             raise PkiError("the working copy %s holds no lock (pulled with lock=false, or released by an earlier push): it may not "
                            "change %s. Pull again into an empty folder and redo the change. Nothing was pushed." % (self.folder.root, self.objects.url))
         if not check_mode:
-            # the lease renewed first: proof that the lock is still ours, and time for the upload
+            # the lease renewed first: proof that the lock is still ours, and time for the upload. Under the owner the
+            # pull wrote (the AWX job, pki_s3_lock_owner), not this process's host:pid: a job killed in its push is
+            # named by it in the next job's messages.
+            self.lock.owner = self.params.get("lock_owner") or state["lock"].get("owner") or self.lock.owner
             state["lock"]["etag"], state["lock"]["expires_at"] = self.lock.renew(state["lock"]["etag"], state["lock"]["acquired_at"])
             s3_sync.save_state(self.folder, state)
         changes = s3_sync.remote_changes(state["base"], self._remote())

@@ -11,9 +11,11 @@ Names are paths relative to the PKI, ``dir/`` for a folder (kept in S3 as an emp
 its plain content: a push compares the folder with it (what to upload, what to delete)
 and S3 with it (whether another run wrote in between: then nothing is pushed).
 
-Order of a push: folders, files, then the database (``DATABASE_ORDER``), then deletions;
-so a push that dies half-way leaves S3 as a crash leaves a disk - files without their
-rows, which the next run picks up - never a row without its files, nor a serial twice.
+Order of a push: folders, files in the order the modules write them on disk
+(``FILE_PHASES``), then the database (``DATABASE_ORDER``), then deletions; so a push that
+dies half-way leaves S3 as a crash leaves a disk - files without their rows, which the
+next run picks up - never a row without its files, a certificate without its key, nor a
+serial twice.
 """
 
 from __future__ import annotations
@@ -37,6 +39,14 @@ CA_KEY = "private/ca.key"
 KEY_FOLDERS = ("private/", "revoked/private_by_serial/", "renewed/private_by_serial/", "inline/private/")
 # Uploaded last, in this order: serial before the index, so a row is never there without its serial having moved on.
 DATABASE_ORDER = ("index.txt.attr.old", "index.txt.old", "serial.old", "index.txt.attr", "serial", "index.txt")
+# Files go up in the order the modules write them on disk, so that a push cut anywhere leaves what a crash can
+# leave on disk, which the next run completes: where a replaced file is kept (renewed/, revoked/, expired/,
+# expired-ca.list, a backup "<file>.<pid>.<date>~") before the file is overwritten; the private key, then its
+# request, then its certificate (a certificate whose key never arrived would be registered as valid and then
+# replaced, its key lost); the copies of the certificate (certs_by_serial/, inline/) and the rest last.
+KEPT_FOLDERS = ("renewed/", "revoked/", "expired/")
+KEPT_FILES = ("expired-ca.list",)
+FILE_PHASES = (("private/",), ("reqs/",), ("issued/", "ca.crt"))
 # What the first page of a listing of a PKI holds (a prefix without any is not a PKI).
 PKI_MARKS = ("index.txt", "ca.crt", "serial", "private/", "issued/", "certs_by_serial/", "reqs/", "revoked/")
 
@@ -126,10 +136,13 @@ def plan_pull(remote, base):
 def _upload_rank(item):
     name = item[1]
     if name.endswith("/"):
-        return (0, name)
+        return (0, 0, name)
     if name in DATABASE_ORDER:
-        return (2, "%02d" % DATABASE_ORDER.index(name))
-    return (1, name)
+        return (2, DATABASE_ORDER.index(name), name)
+    if name.startswith(KEPT_FOLDERS) or name in KEPT_FILES or name.endswith("~"):
+        return (1, 0, name)
+    phase = [number for number, starts in enumerate(FILE_PHASES, 1) if name.startswith(starts)]
+    return (1, phase[0] if phase else len(FILE_PHASES) + 1, name)
 
 
 def plan_push(local, base, stored_as):

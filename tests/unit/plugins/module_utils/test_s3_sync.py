@@ -56,9 +56,38 @@ def test_a_push_uploads_folders_then_files_then_the_database_serial_before_index
             "reqs/bob.req": {"etag": '"r"', "sha256": "x"}, "reqs/": {"etag": '"e"', "sha256": EMPTY_SHA256}}
     uploads, deletes = plan_push(local, base, _encrypted_keys)
     assert [name for obj, name, scope in uploads] == [
-        "private/", "issued/bob.crt", "private/bob.key", "index.txt.old", "serial.old", "index.txt.attr", "serial", "index.txt"]
+        "private/", "private/bob.key", "issued/bob.crt", "index.txt.old", "serial.old", "index.txt.attr", "serial", "index.txt"]
     assert ("private/bob.key.kms", "private/bob.key", "private-keys") in uploads
     assert deletes == ["reqs/bob.req", "reqs/"]  # files before their folders, after every upload
+
+
+def _order(names, base_names=()):
+    local = dict((name, (sha256(b"new " + name.encode()), secret_scope(name, b""))) for name in names)
+    base = dict((name, {"etag": '"old"', "sha256": sha256(b"old " + name.encode())}) for name in base_names)
+    return [name for obj, name, scope in plan_push(local, base, _encrypted_keys)[0]]
+
+
+def test_new_clients_go_up_as_the_modules_write_them_key_request_certificate_copies_then_serial_and_index():
+    """A push killed between a certificate and its key left a certificate whose key never reached S3 (issued/ sorts before
+    private/): the next run registered it as valid, then reissued the name, so the client had two valid certificates, one
+    with a key lost. In the disk order, a push cut anywhere leaves what a crash leaves on disk."""
+    names = ["index.txt", "index.txt.old", "serial", "serial.old"]
+    for client in ("bob", "carol"):
+        names += ["private/%s.key" % client, "reqs/%s.req" % client, "issued/%s.crt" % client]
+    names += ["certs_by_serial/0A.pem", "certs_by_serial/0B.pem", "inline/bob.inline", "inline/private/bob.inline"]
+    assert _order(names, ["index.txt", "index.txt.old", "serial", "serial.old"]) == [
+        "private/bob.key", "private/carol.key", "reqs/bob.req", "reqs/carol.req", "issued/bob.crt", "issued/carol.crt",
+        "certs_by_serial/0A.pem", "certs_by_serial/0B.pem", "inline/bob.inline", "inline/private/bob.inline",
+        "index.txt.old", "serial.old", "serial", "index.txt"]
+
+
+def test_what_a_renewal_or_reissue_keeps_goes_up_before_the_file_it_keeps_is_overwritten():
+    backup = "private/bob.key.4711.2026-11-26@03:00:00~"
+    names = [backup, "private/bob.key", "reqs/bob.req", "issued/bob.crt", "renewed/issued/bob.crt", "renewed/certs_by_serial/0A.crt",
+             "certs_by_serial/0C.pem", "ca.crt", "private/ca.key", "expired-ca.list", "index.txt", "serial"]
+    assert _order(names, ["private/bob.key", "reqs/bob.req", "issued/bob.crt", "renewed/issued/bob.crt", "ca.crt", "expired-ca.list"]) == [
+        "expired-ca.list", backup, "renewed/certs_by_serial/0A.crt", "renewed/issued/bob.crt",
+        "private/bob.key", "private/ca.key", "reqs/bob.req", "ca.crt", "issued/bob.crt", "certs_by_serial/0C.pem", "serial", "index.txt"]
 
 
 def test_a_key_stored_in_plaintext_before_moves_to_its_encrypted_object():
