@@ -53,9 +53,12 @@ def _server_now(answer):
     header = answer.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
     if header:
         try:
-            return email.utils.parsedate_to_datetime(header)
+            server_now = email.utils.parsedate_to_datetime(header)
         except (TypeError, ValueError):
-            pass
+            server_now = None
+        if server_now is not None:
+            # "-0000" (or a header two proxies joined) parses without a zone: HTTP dates are UTC
+            return server_now if server_now.tzinfo else server_now.replace(tzinfo=UTC)
     return datetime.datetime.now(UTC)
 
 

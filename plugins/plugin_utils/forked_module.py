@@ -165,6 +165,7 @@ def _child(module_path, payload, out_write, err_write):  # pragma: no cover - ru
         basic._ANSIBLE_ARGS = payload  # pylint: disable=protected-access
         if PROFILE:
             basic._ANSIBLE_PROFILE = PROFILE  # pylint: disable=protected-access
+        _as_a_module()
         importlib.import_module(module_path).main()
         code = 0
     except SystemExit as exc:
@@ -179,6 +180,17 @@ def _child(module_path, payload, out_write, err_write):  # pragma: no cover - ru
                 pass
         # Never back into the worker's code (its atexit handlers, its queue threads).
         os._exit(code)  # pylint: disable=protected-access
+
+
+def _as_a_module():
+    """Make the child a module process, not a controller one, for ansible.module_utils (2.19+): on the
+    controller, module.warn() and deprecate() print through the worker's Display, and a forked child's
+    messages to it are lost; in a module they go back with the result, as they do from AnsiballZ."""
+    try:
+        from ansible.module_utils import _internal  # pylint: disable=import-outside-toplevel
+    except ImportError:  # ansible-core 2.17, 2.18: module_utils never asks
+        return
+    _internal.is_controller = False
 
 
 def _name_process(name):

@@ -92,3 +92,20 @@ def test_what_is_not_this_python_on_this_host_runs_as_ansiballz(tmp_path):
     assert len(re.findall(ANSIBALLZ_RUN % "vpn_pki_info", proc.stdout)) == 2, proc.stdout[-3000:]
     assert os.path.exists(os.path.join(pki, "ca.crt"))
     assert recap(proc.stdout)["failed"] == 0
+
+
+def test_warnings_come_back_either_way(tmp_path):
+    # A module's warnings travel in its result; a forked child that printed them through the worker's
+    # Display instead lost them (ansible-core 2.19). A garbled staging manifest gives one. One playbook
+    # per way: ansible-playbook shows a warning it has shown once never again.
+    pki, stage = str(tmp_path / "pki"), tmp_path / "stage"
+    stage.mkdir(mode=0o700)
+    staged = {"clientvpn.pki.vpn_stage": {"dest": str(stage), "pki_dir": pki, "names": [], "pki_files": ["ca_certificate"]}, "register": "staged"}
+    garble = {"ansible.builtin.copy": {"dest": str(stage / ".clientvpn-stage.json"), "content": "garbage", "mode": "0600"}}
+    warning = "%s is not a vpn_stage manifest" % (stage / ".clientvpn-stage.json")
+    for way, extra in (("forked", {}), ("ansiballz", {"environment": ANSIBALLZ_WAY})):
+        proc = _run(tmp_path, [{"clientvpn.pki.vpn_ca": {"pki_dir": pki}}, garble, dict(staged, **extra)] + _results(tmp_path, ["staged"]),
+                    name=way + ".json")
+        assert ("[WARNING]: " + warning) in proc.stdout + proc.stderr, way + ": " + proc.stdout[-3000:] + proc.stderr[-2000:]
+        assert [text for text in json.loads((tmp_path / "results.json").read_text())["staged"]["warnings"] if warning in text], way
+        assert (proc.stdout.count(FORKED) == 2) == (way == "forked")

@@ -23,6 +23,7 @@ from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
+from ansible_collections.clientvpn.pki.plugins.module_utils import s3_lock
 from ansible_collections.clientvpn.pki.plugins.module_utils.s3_lock import LeaseLock, LockRecord, default_owner, lease_decision
 from ansible_collections.clientvpn.pki.plugins.module_utils.s3_objects import RequestCounter, S3Prefix
 
@@ -176,3 +177,13 @@ def test_release_deletes_only_our_own_lock(s3, code, status):
 def test_a_lease_shorter_than_a_second_is_refused():
     with pytest.raises(PkiError, match="lock_ttl_seconds=0"):
         LeaseLock(None, "x", 0)
+
+
+@pytest.mark.parametrize("header", ["Thu, 26 Nov 2026 06:30:00 -0000", "Thu, 26 Nov 2026 06:30:00 GMT", "not a date", None])
+def test_s3s_clock_is_always_an_aware_time(header):
+    # a Date header without a zone (or none) must not make the lease arithmetic fail with a TypeError
+    answer = {"ResponseMetadata": {"HTTPHeaders": {"date": header} if header else {}}}
+    server_now = s3_lock._server_now(answer)  # pylint: disable=protected-access
+    assert server_now.tzinfo is not None and server_now.utcoffset() == datetime.timedelta(0)
+    if header and header[0] == "T":
+        assert server_now == datetime.datetime(2026, 11, 26, 6, 30, tzinfo=datetime.timezone.utc)
