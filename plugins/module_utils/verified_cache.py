@@ -84,7 +84,7 @@ class _StampedFiles(object):
         self.folder = SafeFolder(cache_dir, what="cache_dir") if cache_dir else None
         self.path = self.folder.path(file_name) if cache_dir else None
         self.db = None
-        self.prefetched = None  # {"files": {path: (stamp, digest)}, and the prefetch_tables()}
+        self.prefetched = None  # {"files": {path: "<stamp> <digest>"}, and the prefetch_tables()}
         self.learnt = {"files": {}}
         self.warnings = []
         if self.path and sqlite3 is not None:
@@ -101,7 +101,8 @@ class _StampedFiles(object):
             if dict(self.db.execute("SELECT name, value FROM about")) != self.about:
                 self.close()
             elif prefetch:
-                self.prefetched = {"files": dict((path, (stamp, digest)) for path, stamp, digest in self.db.execute("SELECT * FROM files"))}
+                # "<stamp> <digest>" by path, built by SQLite and dict() without a Python loop (80,000 rows at 20,000 clients)
+                self.prefetched = {"files": dict(self.db.execute("SELECT path, stamp || ' ' || digest FROM files"))}
                 self.prefetched.update(self.prefetch_tables(self.db))
                 self.close()
         except (OSError, sqlite3.Error):
@@ -131,16 +132,21 @@ class _StampedFiles(object):
 
     # -- stamps --------------------------------------------------------------------
     def _recorded_file(self, path):
+        """"<stamp> <digest>" recorded for ``path``, or None."""
         if self.prefetched is not None:
             return self.prefetched["files"].get(path)
         if self.db is None:
             return None
-        return self.db.execute("SELECT stamp, digest FROM files WHERE path = ?", (path,)).fetchone()
+        row = self.db.execute("SELECT stamp || ' ' || digest FROM files WHERE path = ?", (path,)).fetchone()
+        return row[0] if row else None
 
     def _digest_by_stamp(self, path, info):
         """The SHA-256 recorded with ``info``'s stamp (``path``'s os.stat or os.lstat), or None: its bytes are unknown."""
         recorded = self._recorded_file(path)
-        return recorded[1] if recorded is not None and recorded[0] == _stamp(info) else None
+        if recorded is None:
+            return None
+        stamp, dummy, digest = recorded.partition(" ")
+        return digest if stamp == _stamp(info) else None
 
     def _hashed(self, path, info, data):
         """The SHA-256 of ``data``, ``path``'s bytes read after ``info`` was taken (a change after it gives another
