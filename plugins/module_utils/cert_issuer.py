@@ -24,6 +24,7 @@ without rows, which the next run registers.
 
 from __future__ import annotations
 
+import itertools
 import os
 
 from ansible_collections.clientvpn.pki.plugins.module_utils import x509_inspect
@@ -41,7 +42,7 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_inline impor
 from ansible_collections.clientvpn.pki.plugins.module_utils.easyrsa_index import entry_for, format_subject, random_serial
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.pending import made_by_an_earlier_task
-from ansible_collections.clientvpn.pki.plugins.module_utils.safe_folder import SECRET_MODE
+from ansible_collections.clientvpn.pki.plugins.module_utils.safe_folder import FILE_MODE, SECRET_MODE, ParallelWriter
 from ansible_collections.clientvpn.pki.plugins.module_utils.verified_cache import VerifiedCache
 from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import build_request, generate_keys, key_to_pem, sign_leaf, to_pem
 
@@ -127,7 +128,26 @@ class CertificateIssuer(object):
         inline = InlineFiles(store)
         inline.style()  # found before this run's first certificate changes what issued/ holds
         keyless = [plan for plan in plans if plan.new_key and plan.action not in ("unchanged", "registered")]
-        fresh_keys = generate_keys([plan.spec.key_size for plan in keyless])  # made while the loop below works
+        key_maker = generate_keys([plan.spec.key_size for plan in keyless])  # made while the loop below works
+        # The key workers fork now, before any writer thread exists (a fork copies no thread).
+        fresh_keys = itertools.chain([next(key_maker)], key_maker) if keyless else key_maker
+        writer = ParallelWriter(store)
+        try:
+            last_serial = self._issue_all(plans, entries, taken, inline, fresh_keys, writer)
+        finally:
+            writer.wait()  # every file durable (or the first error raised) before a row names it
+            key_maker.close()  # stops the key workers now, not when garbage collected
+        # Rows last: a run killed before this leaves certificates without rows, which the
+        # next run registers (their keys match, this CA signed them).
+        if index_changed or any(plan.action != "unchanged" for plan in plans):
+            store.write_index(entries)
+        if last_serial is not None:
+            store.write_next_serial(last_serial)
+
+    def _issue_all(self, plans, entries, taken, inline, fresh_keys, writer):
+        """Sign what each plan needs (files written by ``writer``) and add its rows to ``entries``; the last serial."""
+        store = self.store
+        last_serial = None
         for plan in plans:
             if plan.action in ("unchanged", "registered"):
                 if plan.action == "registered":
@@ -141,43 +161,37 @@ class CertificateIssuer(object):
                 # a certificate an interrupted run left without its row: recorded before it is replaced
                 entries.append(entry_for(plan.cert))
             self._retire(plan)
-            cert = self._issue(plan, fresh_keys, random_serial(taken), inline)
+            cert = self._issue(plan, fresh_keys, random_serial(taken), inline, writer)
             # What the result reports, not the objects: 20,000 certificates and keys held to the end weigh 100 MB.
             plan.issued, plan.key = x509_inspect.facts(cert), None
             entry = entry_for(cert)
             entries.append(entry)
             taken.add(entry.serial)
             last_serial = cert.serial_number
-        fresh_keys.close()  # stops the worker pool now, not when garbage collected
-        # Rows last: a run killed before this leaves certificates without rows, which the
-        # next run registers (their keys match, this CA signed them).
-        if index_changed or any(plan.action != "unchanged" for plan in plans):
-            store.write_index(entries)
-        if last_serial is not None:
-            store.write_next_serial(last_serial)
+        return last_serial
 
-    def _issue(self, plan, fresh_keys, serial, inline):
+    def _issue(self, plan, fresh_keys, serial, inline, writer):
         """The name's key (a fresh one, or the one kept), request, certificate, copy by serial and
-        inline file; returns the certificate. What it writes is recorded in the verified cache."""
+        inline file, written in that order by ``writer``; returns the certificate. What it writes is
+        recorded in the verified cache."""
         store, spec = self.store, plan.spec
+        files = []
         if plan.new_key:
             if plan.has_key:
                 plan.backups.append(store.backup(store.key(spec.name)))
             plan.key = key = next(fresh_keys)
             key_pem = key_to_pem(key)
-            store.write(store.key(spec.name), key_pem, SECRET_MODE)
+            files.append((store.key(spec.name), key_pem, SECRET_MODE))
             self.cache.learn("key", key_pem, KeyFacts.of(key))
         else:
             store.ensure_mode(store.key(spec.name), SECRET_MODE)
-        store.write(store.req(spec.name), to_pem(build_request(plan.key, spec.common_name, spec.subject_alt_names, spec.digest)))
+        files.append((store.req(spec.name), to_pem(build_request(plan.key, spec.common_name, spec.subject_alt_names, spec.digest)), FILE_MODE))
         cert = sign_leaf(self.ca_cert, self.ca_key, plan.key.public_key(), spec, serial)
         pem = to_pem(cert)
-        store.write(store.cert(spec.name), pem)
+        files.append((store.cert(spec.name), pem, FILE_MODE))
         self.cache.learn("certificate", pem, CertFacts.of(cert, self.ca_cert))
-        store.write(store.by_serial(x509_inspect.serial_hex(cert)), pem)
-        for path, content in inline.render(spec.name).items():
-            store.ensure_dir(os.path.dirname(path))  # 3.2.2+ make inline/private/ with the first certificate
-            store.write(path, content)
+        files.append((store.by_serial(x509_inspect.serial_hex(cert)), pem, FILE_MODE))
+        writer.submit(files, then=lambda: [(path, content, FILE_MODE) for path, content in inline.render(spec.name).items()])
         return cert
 
     def _write_missing(self, cert, name, inline):

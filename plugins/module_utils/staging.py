@@ -27,7 +27,7 @@ from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiErr
 from ansible_collections.clientvpn.pki.plugins.module_utils.names import unique_names
 from ansible_collections.clientvpn.pki.plugins.module_utils.pending import made_by_an_earlier_task
 from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
-from ansible_collections.clientvpn.pki.plugins.module_utils.safe_folder import SECRET_MODE, SafeFolder
+from ansible_collections.clientvpn.pki.plugins.module_utils.safe_folder import SECRET_MODE, SafeFolder, in_parallel
 from ansible_collections.clientvpn.pki.plugins.module_utils.verified_cache import FileDigests
 
 CERTIFICATE_MODE = 0o644
@@ -137,10 +137,10 @@ class StagingFolder(object):
             tidying.apply()
         recorded = self._read_manifest(warnings)
         manifest = {}
-        for name, (source, mode) in sorted(self.files.items()):
-            actions[name], manifest[name] = self._stage(name, source, mode, check_mode)
-            if actions[name] != "unchanged":
-                changes.append("%s %s" % (actions[name], name))
+        for name, (action, digest) in self._stage_all(check_mode):
+            actions[name], manifest[name] = action, digest
+            if action != "unchanged":
+                changes.append("%s %s" % (action, name))
 
         removed, left_alone = [], {}
         unwanted = set(self.remove) | (set(recorded) if self.prune else set())
@@ -178,6 +178,12 @@ class StagingFolder(object):
             "warnings": warnings,
             "diff": {"before": {}, "after": {}},
         }
+
+    def _stage_all(self, check_mode):
+        """[(name, (action, sha256))] of every file, staged side by side: a copy waits on its fsync, which the
+        file system commits with the others'."""
+        files = sorted(self.files.items())
+        return zip((name for name, dummy in files), in_parallel(lambda item: self._stage(item[0], item[1][0], item[1][1], check_mode), files))
 
     def _stage(self, name, source, mode, check_mode):
         """Copy one file; returns (action, sha256 of what the folder then holds).

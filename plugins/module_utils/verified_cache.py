@@ -97,7 +97,8 @@ class _StampedFiles(object):
                 self.warnings.append("did not use the cache %s: %s; remove it (it is rebuilt) or fix its owner and mode (0600 in a 0700 folder)."
                                      % (self.path, untrusted))
                 return
-            self.db = sqlite3.connect("file:%s?mode=ro" % self.path, uri=True, timeout=5)
+            # read only, and looked up from vpn_stage's copying threads (SQLite serializes them)
+            self.db = sqlite3.connect("file:%s?mode=ro" % self.path, uri=True, timeout=5, check_same_thread=False)
             if dict(self.db.execute("SELECT name, value FROM about")) != self.about:
                 self.close()
             elif prefetch:
