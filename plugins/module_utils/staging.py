@@ -180,13 +180,19 @@ class StagingFolder(object):
         }
 
     def _stage_all(self, check_mode):
-        """[(name, (action, sha256))] of every file, staged side by side: a copy waits on its fsync, which the
-        file system commits with the others'."""
+        """[(name, (action, sha256))] of every file. Those known by their stamps first, here: they wait on no
+        disk, and threads would only take turns at the GIL. The others side by side: a copy waits on its fsync,
+        which the file system commits with the others'."""
         files = sorted(self.files.items())
-        return zip((name for name, dummy in files), in_parallel(lambda item: self._stage(item[0], item[1][0], item[1][1], check_mode), files))
+        outcomes = [self._stage(name, source, mode, check_mode, read=False) for name, (source, mode) in files]
+        rest = [index for index, outcome in enumerate(outcomes) if outcome is None]
+        for index, outcome in zip(rest, in_parallel(lambda index: self._stage(files[index][0], files[index][1][0], files[index][1][1], check_mode), rest)):
+            outcomes[index] = outcome
+        return zip((name for name, dummy in files), outcomes)
 
-    def _stage(self, name, source, mode, check_mode):
-        """Copy one file; returns (action, sha256 of what the folder then holds).
+    def _stage(self, name, source, mode, check_mode, read=True):
+        """Copy one file; returns (action, sha256 of what the folder then holds); with ``read=False``, None
+        instead of reading a file.
 
         A file whose stamp is the one recorded with its SHA-256 (verified_cache) is not read: a source and
         its staged copy (a regular file, with the mode wanted) both known by stamp, with the same digest,
@@ -198,8 +204,12 @@ class StagingFolder(object):
         source_info = self._source_info(source, target)
         data, digest = None, self.digests.known(source, source_info)
         if digest is None:
+            if not read:
+                return None
             data, digest = self._read_source(source, source_info, target)
         staged = _lstat(target)
+        if not read and (staged is None or self.digests.known(target, staged) is None):
+            return None
         if staged is not None and stat.S_ISREG(staged.st_mode) and self.digests.digest(target, staged) == digest:
             if stat.S_IMODE(staged.st_mode) == mode:
                 return "unchanged", digest
