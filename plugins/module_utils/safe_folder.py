@@ -21,7 +21,6 @@ import fcntl
 import os
 import stat
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -107,7 +106,12 @@ class SafeFolder(object):
                 raise PkiError("cannot create %s: %s is not a directory." % (missing[0], directory))
             directory = parent
         for new in reversed(missing):
-            os.mkdir(new, DIR_MODE)
+            try:
+                os.mkdir(new, DIR_MODE)
+            except FileExistsError:
+                if not os.path.isdir(new):
+                    raise
+                # made in between by another thread of this run (ParallelWriter's, the module's own)
             os.chmod(new, DIR_MODE)
         self.ensure_mode(missing[0] if missing else directory, DIR_MODE)
 
@@ -250,7 +254,6 @@ class ParallelWriter(object):
         self.folder = folder
         self.pool = None
         self.pending = collections.deque()
-        self.making_dirs = threading.Lock()
 
     def submit(self, files, then=None):
         """Write ``files``, [(path, data, mode)], in that order, on a writer thread; then the files ``then()``
@@ -270,8 +273,7 @@ class ParallelWriter(object):
     def _write(self, path, data, mode):
         directory = os.path.dirname(path)
         if not os.path.isdir(directory):  # easy-rsa 3.2.2+ make inline/private/ with the first certificate
-            with self.making_dirs:
-                self.folder.ensure_dir(directory)
+            self.folder.ensure_dir(directory)
         self.folder.write(path, data, mode)
 
     def wait(self):
