@@ -26,7 +26,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 import urllib.parse
 import uuid
 
