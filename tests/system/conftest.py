@@ -169,6 +169,29 @@ def start_moto_server(state_dir):
     return server
 
 
+def fake_aws_environment(monkeypatch, tmp_path):
+    """Fake credentials and nothing else from the environment: no AWS account, profile, endpoint, region
+    or AWX job of the machine running the tests is ever used."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_URL", "AWS_REGION",
+                 "AWS_DEFAULT_REGION", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE", "JOB_ID", "AWX_JOB_ID"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+@pytest.fixture(scope="module")
+def moto_server(tmp_path_factory):
+    """moto's server (S3, KMS, IAM) on a free 127.0.0.1 port, recording every request; one per test file."""
+    server = start_moto_server(str(tmp_path_factory.mktemp("moto")))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def local_acm(tmp_path, monkeypatch):
     """moto's server on a free 127.0.0.1 port: a real HTTP ACM endpoint, stopped afterwards.
@@ -176,15 +199,7 @@ def local_acm(tmp_path, monkeypatch):
     ``local_acm.requests()`` lists the ACM operations it received (moto's recorder).
     """
     endpoint = start_moto_server(str(tmp_path / "local-acm"))
-    # Fake credentials and nothing else from the environment: no AWS account is ever used.
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_URL",
-                 "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    fake_aws_environment(monkeypatch, tmp_path)
     try:
         yield endpoint
     finally:

@@ -32,23 +32,13 @@ import boto3
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from conftest import collections_path, failed, ok, playbook, recap, snapshot, start_moto_server
+from conftest import collections_path, failed, fake_aws_environment, ok, playbook, recap, snapshot
 
 PREFIX = "team/pki"
 REGION = "eu-west-1"
 STATE_FILE = ".clientvpn-s3.json"
 MODULE = "ansible_collections.clientvpn.pki.plugins.modules.vpn_pki_s3"
 WRITE_METHODS = ("PUT", "POST", "DELETE")
-
-
-@pytest.fixture(scope="module")
-def moto_server(tmp_path_factory):
-    """moto's server (S3, KMS, IAM) on a free 127.0.0.1 port, recording every request; one for the file."""
-    server = start_moto_server(str(tmp_path_factory.mktemp("moto")))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class Remote(object):
@@ -96,15 +86,7 @@ class Remote(object):
 
 @pytest.fixture
 def remote(moto_server, request, monkeypatch, tmp_path):
-    # Fake credentials and nothing else from the environment: no AWS account is ever used.
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_URL", "AWS_REGION",
-                 "AWS_DEFAULT_REGION", "JOB_ID", "AWX_JOB_ID"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    fake_aws_environment(monkeypatch, tmp_path)
     bucket = "pki-%s-%s" % (re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[5:30].strip("-"), uuid.uuid4().hex[:6])
     return Remote(moto_server, bucket)
 

@@ -32,7 +32,7 @@ import uuid
 import boto3
 import pytest
 
-from conftest import collections_path, ok, openssl, playbook, recap, start_moto_server
+from conftest import collections_path, fake_aws_environment, ok, openssl, playbook, recap
 from crashkit import TOKEN_VARIABLE, assert_all_dead, freeze_and_kill
 
 REGION = "eu-west-1"
@@ -143,15 +143,6 @@ class KillingProxy(object):
 
 # -- fixtures -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def moto_server(tmp_path_factory):
-    server = start_moto_server(str(tmp_path_factory.mktemp("moto")))
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def proxy(moto_server):
     killing = KillingProxy(moto_server.url)
     try:
@@ -214,15 +205,7 @@ class Remote(object):
 
 @pytest.fixture
 def remote(moto_server, proxy, request, monkeypatch, tmp_path):
-    # Fake credentials and nothing else from the environment: no AWS account is ever used.
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_URL", "AWS_REGION",
-                 "AWS_DEFAULT_REGION", "JOB_ID", "AWX_JOB_ID", "AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    fake_aws_environment(monkeypatch, tmp_path)
     point = request.node.name.rsplit("[", 1)[-1]
     bucket = "crash-%s-%s" % (re.sub(r"[^a-z0-9]+", "-", point.lower()).strip("-")[:30], uuid.uuid4().hex[:6])
     yield Remote(moto_server, proxy, bucket, str(tmp_path))
