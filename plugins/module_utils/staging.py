@@ -208,14 +208,19 @@ class StagingFolder(object):
                 return None
             data, digest = self._read_source(source, source_info, target)
         staged = _lstat(target)
-        if not read and (staged is None or self.digests.known(target, staged) is None):
-            return None
-        if staged is not None and stat.S_ISREG(staged.st_mode) and self.digests.digest(target, staged) == digest:
+        staged_digest = None
+        if staged is not None and stat.S_ISREG(staged.st_mode):
+            staged_digest = self.digests.known(target, staged)
+            if staged_digest is None and read:
+                staged_digest = self.digests.read(target, staged)[1]
+        if staged_digest == digest:
             if stat.S_IMODE(staged.st_mode) == mode:
                 return "unchanged", digest
             if not check_mode:
                 os.chmod(target, mode)
             return "chmod", digest
+        if not read:
+            return None  # to be copied, or compared by its bytes: the caller's writer threads do it
         # Not there, other bytes, or a link or no regular file at all: exactly as without a cache.
         if data is None:
             data, digest = self._read_source(source, source_info, target)
