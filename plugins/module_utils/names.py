@@ -9,6 +9,7 @@ A name is the identity of a certificate in a PKI (``issued/<name>.crt``,
 
 from __future__ import annotations
 
+import os
 import re
 
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
@@ -50,6 +51,12 @@ def check_name(name):
 def read_names_file(path, option="names_file"):
     """The names a text file lists: one per line, surrounding spaces ignored, blank lines and lines
     starting with ``#`` skipped. A name that cannot be used is refused with its line number."""
+    if not os.path.isabs(path):
+        raise PkiError(
+            "%s=%r is not an absolute path: a module runs in a directory of Ansible's choosing, so a relative path "
+            "has no fixed meaning. Give an absolute path, for example '{{ playbook_dir }}/clients.txt'. Nothing was changed."
+            % (option, path)
+        )
     try:
         with open(path, "rb") as handle:
             data = handle.read()

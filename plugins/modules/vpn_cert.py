@@ -64,7 +64,7 @@ options:
   names_file:
     description:
       - A text file that lists names, one per line (blank lines and lines starting with C(#) are skipped), on the host
-        the module runs on, like O(pki_dir). Its names are added to those of O(name).
+        the module runs on, like O(pki_dir), by its absolute path. Its names are added to those of O(name).
       - The way to hand over thousands of names - Ansible templates every element of a list in a task's options
         (about a second per task for 20,000 names in ansible-core 2.19); this module reads the file itself.
       - A file that lists nobody is no error - the task then has no name to issue or revoke.

@@ -50,7 +50,7 @@ options:
   names_file:
     description:
       - A text file that lists more clients, one per line (blank lines and lines starting with C(#) are skipped), on
-        the host the module runs on. With thousands of clients it spares Ansible a list to template.
+        the host the module runs on, by its absolute path. With thousands of clients it spares Ansible a list to template.
     type: path
   dest:
     description:

@@ -64,7 +64,7 @@ options:
   names_file:
     description:
       - A text file that lists more names to stage from O(pki_dir), one per line (blank lines and lines starting with
-        C(#) are skipped), on the host the module runs on. Requires O(pki_dir). With thousands of clients it spares
+        C(#) are skipped), on the host the module runs on, by its absolute path. Requires O(pki_dir). With thousands of clients it spares
         Ansible a list to template (see M(clientvpn.pki.vpn_cert)'s O(clientvpn.pki.vpn_cert#module:names_file)).
       - A file that lists nobody stages only what the other options name.
     type: path

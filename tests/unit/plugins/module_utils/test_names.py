@@ -131,6 +131,14 @@ def test_read_names_file_refuses_text_that_is_not_utf8_with_its_line(tmp_path):
     assert str(caught.value).startswith("names_file=%s line 3 is not UTF-8 text" % path)
 
 
+def test_read_names_file_refuses_a_relative_path_before_reading_anything(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "clients.txt").write_text("alice\n")  # there from this directory, but a module's directory is Ansible's choice
+    with pytest.raises(PkiError) as caught:
+        read_names_file("clients.txt", option="pki_clients_file")
+    assert str(caught.value).startswith("pki_clients_file='clients.txt' is not an absolute path") and "{{ playbook_dir }}" in str(caught.value)
+
+
 @pytest.mark.parametrize("make", ["missing", "directory", "under_a_file"])
 def test_read_names_file_says_which_option_and_what_to_give(tmp_path, make):
     path = {"missing": tmp_path / "nope.txt", "directory": tmp_path, "under_a_file": tmp_path / "f" / "x"}[make]
