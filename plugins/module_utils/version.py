@@ -13,4 +13,4 @@ from __future__ import annotations
 COLLECTION_NAME = "clientvpn.pki"
 # galaxy.yml's version is the source: raise it there and here in the same change.
 # tests/unit/plugins/module_utils/test_version.py fails while the two differ.
-COLLECTION_VERSION = "0.1.0"
+COLLECTION_VERSION = "0.2.0"

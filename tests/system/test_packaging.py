@@ -7,11 +7,13 @@ execution environment an AWX user builds from it (`ansible-builder create` and
 import glob
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
 
 import pytest
+import yaml
 
 from conftest import collections_path, recap
 
@@ -68,6 +70,25 @@ def test_mutual_auth_runs_from_the_installed_tarball(tarball, tmp_path, local_ac
     assert recap(run(args, env=env, cwd=str(tmp_path)).stdout)["changed"] == 0
 
 
+def galaxy_metadata():
+    with open(os.path.join(REPO, "galaxy.yml"), encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def test_the_tarball_is_named_from_galaxy_yml_as_the_readme_says(tarball):
+    metadata = galaxy_metadata()
+    name = "%s-%s-%s.tar.gz" % (metadata["namespace"], metadata["name"], metadata["version"])
+    assert os.path.basename(tarball) == name
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as handle:
+        assert "collection install -p ./collections %s" % name in handle.read()
+
+
+def ee_prepare_step(containerfile_text):
+    """The galaxy stage's RUN that picks the one clientvpn-pki-<version>.tar.gz (prepend_galaxy)."""
+    (step,) = [line for line in containerfile_text.splitlines() if line.startswith("RUN cd /build/collections ")]
+    return step[len("RUN "):]
+
+
 def test_execution_environment_build_context(tarball, tmp_path):
     # What ansible-builder reads from the installed collection: its Python and system requirements.
     installed = tmp_path / "collections"
@@ -89,5 +110,28 @@ def test_execution_environment_build_context(tarball, tmp_path):
     text = containerfile.read_text()
     assert "ansible-galaxy collection install" in text and "introspect" in text and "install-from-bindep" in text
     assert (context / "_build" / "collections" / os.path.basename(tarball)).is_file()
-    requirements = (context / "_build" / "requirements.yml").read_text()
-    assert "collections/%s" % os.path.basename(tarball) in requirements
+
+    # The base image is pinned: an exact tag or a digest, never latest.
+    (base,) = re.findall(r'^ARG EE_BASE_IMAGE="([^"]+)"$', text, re.MULTILINE)
+    assert re.search(r"(:[\w][\w.-]*|@sha256:[0-9a-f]{64})$", base.rsplit("/", 1)[-1]), base
+    assert not base.endswith(":latest"), base
+
+    # The definition names no version: the galaxy stage's step picks the tarball built from galaxy.yml, and
+    # requirements.yml installs it. Both run here as the image build would run them (in /build), with the
+    # ansible-galaxy of this venv: the collection installed is galaxy.yml's version.
+    with open(os.path.join(REPO, "docs", "awx", "execution-environment.yml"), encoding="utf-8") as handle:
+        assert galaxy_metadata()["version"] not in handle.read()
+    build = context / "_build"
+    step = ee_prepare_step(text).replace("/build/collections", str(build / "collections"))
+    run(["sh", "-c", step])
+    images = tmp_path / "image-collections"
+    run(["ansible-galaxy", "collection", "install", "--offline", "--force", "-r", "requirements.yml", "--collections-path", str(images)],
+        cwd=str(build))
+    with open(images / "ansible_collections" / "clientvpn" / "pki" / "MANIFEST.json", encoding="utf-8") as handle:
+        assert json.load(handle)["collection_info"]["version"] == galaxy_metadata()["version"]
+
+    # An earlier version's tarball left next to it: the build stops and says why, rather than pick one.
+    older = build / "collections" / "clientvpn-pki-0.0.1.tar.gz"
+    shutil.copy(tarball, str(older))
+    proc = subprocess.run(["sh", "-c", step], capture_output=True, text=True, check=False)
+    assert proc.returncode != 0 and "exactly one clientvpn-pki-<version>.tar.gz" in proc.stderr, proc.stderr
