@@ -1,12 +1,15 @@
 # -*- coding: utf-8 -*-
 # Copyright: clientvpn.pki contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Runs the vpn_client_profiles module, forked from Ansible's worker where it would run on this machine anyway (plugin_utils/forked_module.py)."""
+"""Runs the vpn_client_profiles module's backend in Ansible's worker where the module would run on this machine anyway (plugin_utils/backend_action.py)."""
 
 from __future__ import annotations
 
-from ansible_collections.clientvpn.pki.plugins.plugin_utils.forked_module import ForkedModuleAction
+from ansible_collections.clientvpn.pki.plugins.module_utils.specs.vpn_client_profiles import SPEC
+from ansible_collections.clientvpn.pki.plugins.plugin_utils.backend_action import BackendAction
 
 
-class ActionModule(ForkedModuleAction):
+class ActionModule(BackendAction):
     """The vpn_client_profiles module's action."""
+
+    spec = SPEC

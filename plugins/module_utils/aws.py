@@ -11,7 +11,7 @@ here. Every botocore error becomes one AwsError message with the AWS code.
 
 from __future__ import annotations
 
-from ansible.module_utils.basic import env_fallback
+import os
 
 try:
     import boto3
@@ -41,14 +41,27 @@ USER_AGENT = "%s/%s" % (COLLECTION_NAME, COLLECTION_VERSION)
 MAX_ATTEMPTS = 5
 
 AWS_ARGUMENT_SPEC = dict(
-    region=dict(type="str", aliases=["aws_region"], fallback=(env_fallback, ["AWS_REGION", "AWS_DEFAULT_REGION"])),
-    profile=dict(type="str", aliases=["aws_profile"], fallback=(env_fallback, ["AWS_PROFILE", "AWS_DEFAULT_PROFILE"])),
+    region=dict(type="str", aliases=["aws_region"]),
+    profile=dict(type="str", aliases=["aws_profile"]),
     access_key=dict(type="str", aliases=["aws_access_key_id", "aws_access_key"], no_log=False),
     secret_key=dict(type="str", aliases=["aws_secret_access_key", "aws_secret_key"], no_log=True),
     session_token=dict(type="str", aliases=["aws_session_token"], no_log=True),
-    endpoint_url=dict(type="str", aliases=["aws_endpoint_url"], fallback=(env_fallback, ["AWS_ENDPOINT_URL", "AWS_URL"])),
+    endpoint_url=dict(type="str", aliases=["aws_endpoint_url"]),
     validate_certs=dict(type="bool", default=True),
 )
+# The environment variables an option left unset falls back to, first set first (amazon.aws's names).
+ENVIRONMENT_FALLBACKS = dict(
+    region=("AWS_REGION", "AWS_DEFAULT_REGION"),
+    profile=("AWS_PROFILE", "AWS_DEFAULT_PROFILE"),
+    endpoint_url=("AWS_ENDPOINT_URL", "AWS_URL"),
+)
+
+
+def connection_option(params, name):
+    """The option's value, else that of the first of its environment variables that is set."""
+    if params.get(name):
+        return params[name]
+    return next((os.environ[variable] for variable in ENVIRONMENT_FALLBACKS.get(name, ()) if os.environ.get(variable)), None)
 
 
 class AwsError(PkiError):
@@ -59,15 +72,15 @@ def build_client(service, params):
     """A boto3 client from the module's connection options, or the standard credential chain."""
     try:
         session = boto3.session.Session(
-            profile_name=params.get("profile"),
+            profile_name=connection_option(params, "profile"),
             aws_access_key_id=params.get("access_key"),
             aws_secret_access_key=params.get("secret_key"),
             aws_session_token=params.get("session_token"),
-            region_name=params.get("region"),
+            region_name=connection_option(params, "region"),
         )
         return session.client(
             service,
-            endpoint_url=params.get("endpoint_url"),
+            endpoint_url=connection_option(params, "endpoint_url"),
             verify=params.get("validate_certs", True),
             config=Config(retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}, user_agent_extra=USER_AGENT),
         )

@@ -1,9 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: clientvpn.pki contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""What every clientvpn.pki PKI module does around its backend: check the
-library, turn PkiError (and a file the system refuses) into fail_json, pass
-warnings on, drop the diff unless asked for."""
+"""What every clientvpn.pki module is, whichever way it runs: its options
+(``ModuleSpec``) and what it does around its backend (``run``): check the
+libraries, turn PkiError (and a file the system refuses) into one failure
+message, pass warnings and deprecations on, drop the diff unless asked for.
+
+Two callers use the same spec and the same ``run``: the module file, through
+``AnsibleModule`` (``run_module``), and its action on the controller
+(plugin_utils/backend_action.py), through ``ArgumentSpecValidator``."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import os
 import re
 import sys
 
-from ansible.module_utils.basic import missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.clientvpn.pki.plugins.module_utils.errors import PkiError
 from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import CRYPTOGRAPHY_IMPORT_ERROR, HAS_CRYPTOGRAPHY
@@ -60,31 +65,80 @@ def describe_os_error(exc):
     )
 
 
-def run_backend(module, make_backend, needs_boto3=False):
-    """``make_backend()`` validates options and returns an object with ``run(check_mode)``."""
+class ModuleFailure(Exception):
+    """The module fails with this result (``msg`` and, for a missing library, ``exception``)."""
+
+    def __init__(self, msg, **result):
+        super(ModuleFailure, self).__init__(msg)
+        self.result = dict(result, msg=msg)
+
+
+class ModuleSpec(object):
+    """A module's options and the backend they make.
+
+    ``make_backend(params, check_mode)`` returns an object whose ``run(check_mode)``
+    returns the result, with ``warnings`` and ``diff`` among its keys when it has any.
+    ``needs_boto3`` is a bool or a function of the params. ``rules`` are the
+    constraints between options (mutually_exclusive, required_if, ...), as both
+    ``AnsibleModule`` and ``ArgumentSpecValidator`` take them.
+    """
+
+    def __init__(self, name, argument_spec, make_backend, needs_boto3=False, **rules):
+        self.name = name
+        self.argument_spec = argument_spec
+        self.make_backend = make_backend
+        self.needs_boto3 = needs_boto3
+        self.rules = rules
+
+    def boto3_needed(self, params):
+        return self.needs_boto3(params) if callable(self.needs_boto3) else self.needs_boto3
+
+
+def check_libraries(spec, params):
+    """Raise ModuleFailure when a library the run needs is missing or too old."""
     if not HAS_CRYPTOGRAPHY:
-        module.fail_json(msg=missing_required_lib("cryptography"), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
+        raise ModuleFailure(missing_required_lib("cryptography"), exception=str(CRYPTOGRAPHY_IMPORT_ERROR))
     version_problem = cryptography_version_problem()
     if version_problem:
-        module.fail_json(msg=version_problem)
-    if needs_boto3:
+        raise ModuleFailure(version_problem)
+    if spec.boto3_needed(params):
         # Imported here: boto3 takes ~0.1 s to import, which the PKI-only modules need not pay.
         from ansible_collections.clientvpn.pki.plugins.module_utils.aws import BOTO3_IMPORT_ERROR, HAS_BOTO3  # pylint: disable=import-outside-toplevel
 
         if not HAS_BOTO3:
-            module.fail_json(msg=missing_required_lib("boto3 and botocore"), exception=str(BOTO3_IMPORT_ERROR))
-    # A module is a short-lived process, and everything it allocates goes at its exit: the cycle
-    # collector's passes over the objects of 20,000 names took 0.35 s of a 1.3 s run (docs/performance.md).
+            raise ModuleFailure(missing_required_lib("boto3 and botocore"), exception=str(BOTO3_IMPORT_ERROR))
+
+
+def run(spec, params, check_mode, diff):
+    """The backend's result for these (validated) params, or ModuleFailure.
+    Its ``warnings`` stay in the result for the caller to hand on; ``diff`` only when asked for."""
+    check_libraries(spec, params)
+    # A module run is short-lived (a process of its own, or Ansible's worker for one task), and
+    # everything it allocates goes at its end: the cycle collector's passes over the objects of
+    # 20,000 names took 0.35 s of a 1.3 s run (docs/performance.md).
     gc.disable()
     try:
-        result = make_backend().run(module.check_mode)
+        result = spec.make_backend(params, check_mode).run(check_mode)
     except PkiError as exc:
-        module.fail_json(msg=str(exc))
+        raise ModuleFailure(str(exc))
     except OSError as exc:
-        module.fail_json(msg=describe_os_error(exc))
-    for warning in result.pop("warnings", []):
+        raise ModuleFailure(describe_os_error(exc))
+    finally:
+        gc.enable()
+    result.setdefault("warnings", [])
+    answer = result.pop("diff", None)
+    if diff and answer is not None:
+        result["diff"] = answer
+    return result
+
+
+def run_module(spec):
+    """The module file's ``main()``: AnsibleModule reads and checks the options, ``run`` does the rest."""
+    module = AnsibleModule(argument_spec=spec.argument_spec, supports_check_mode=True, **spec.rules)
+    try:
+        result = run(spec, module.params, module.check_mode, module._diff)
+    except ModuleFailure as failure:
+        module.fail_json(**failure.result)
+    for warning in result.pop("warnings"):
         module.warn(warning)
-    diff = result.pop("diff", None)
-    if module._diff:
-        result["diff"] = diff
     module.exit_json(**result)

@@ -271,48 +271,12 @@ api_calls:
   sample: {"read": 1, "write": 0}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.clientvpn.pki.plugins.module_utils.acm import from_params
-from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC, connector
-from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
+from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_module
+from ansible_collections.clientvpn.pki.plugins.module_utils.specs.vpn_acm_import import SPEC
 
 
 def main():
-    argument_spec = dict(
-        certificate=dict(type="path"),
-        private_key=dict(type="path", no_log=False),
-        private_key_passphrase=dict(type="str", no_log=True),
-        certificate_chain=dict(type="path"),
-        certificate_arn=dict(type="str"),
-        name=dict(type="str"),
-        names=dict(type="list", elements="str"),
-        certificates=dict(
-            type="list",
-            elements="dict",
-            options=dict(
-                name=dict(type="str"),
-                certificate=dict(type="path"),
-                private_key=dict(type="path", no_log=False),
-                private_key_passphrase=dict(type="str", no_log=True),
-                certificate_arn=dict(type="str"),
-            ),
-        ),
-        pki_dir=dict(type="path"),
-        type=dict(type="str", default="server", choices=["server", "client"]),
-        tags=dict(type="dict"),
-        purge_tags=dict(type="bool", default=True),
-        state=dict(type="str", default="present", choices=["present", "absent"]),
-    )
-    argument_spec.update(AWS_ARGUMENT_SPEC)
-    one_certificate = ("certificate", "private_key", "private_key_passphrase", "certificate_arn", "name")
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        mutually_exclusive=[(many, key) for many in ("certificates", "names") for key in one_certificate] + [("certificates", "names")],
-        supports_check_mode=True,
-    )
-    params = module.params
-    run_backend(module, lambda: from_params(params, module.check_mode, connector("acm", params)), needs_boto3=True)
+    run_module(SPEC)
 
 
 if __name__ == "__main__":

@@ -229,47 +229,12 @@ backup_files:
   sample: ["/srv/clientvpn/pki/ca.crt.12345.2026-11-24@20:06:30~"]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.clientvpn.pki.plugins.module_utils.ca_manager import CertificateAuthority
-from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
-from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
-from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import DIGESTS
+from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_module
+from ansible_collections.clientvpn.pki.plugins.module_utils.specs.vpn_ca import SPEC
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            pki_dir=dict(type="path", required=True),
-            common_name=dict(type="str", default="Easy-RSA CA"),
-            key_size=dict(type="int", default=2048),
-            days=dict(type="int", default=3650),
-            digest=dict(type="str", default="sha256", choices=list(DIGESTS)),
-            passphrase=dict(type="str", no_log=True),
-            force=dict(type="bool", default=False),
-            easyrsa_version=dict(type="str", choices=["3.1", "3.2"]),
-            renew=dict(type="bool", default=False),
-            renew_before_days=dict(type="int", default=0),
-            # Deprecated: a single choice decides nothing. Users who pass it get a warning until 1.0.0.
-            state=dict(type="str", default="present", choices=["present"], removed_in_version="1.0.0", removed_from_collection="clientvpn.pki"),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
-    run_backend(
-        module,
-        lambda: CertificateAuthority(
-            PkiStore(params["pki_dir"], easyrsa_version=params["easyrsa_version"]),
-            common_name=params["common_name"],
-            key_size=params["key_size"],
-            days=params["days"],
-            digest=params["digest"],
-            passphrase=params["passphrase"],
-            force=params["force"],
-            renew=params["renew"],
-            renew_before_days=params["renew_before_days"],
-        ),
-    )
+    run_module(SPEC)
 
 
 if __name__ == "__main__":

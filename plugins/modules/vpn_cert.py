@@ -329,68 +329,12 @@ certificates:
       key: RSA 2048
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.clientvpn.pki.plugins.module_utils.cert_issuer import CertificateIssuer
-from ansible_collections.clientvpn.pki.plugins.module_utils.cert_plan import build_specs
-from ansible_collections.clientvpn.pki.plugins.module_utils.cert_revoker import REASONS, CertificateRevoker
-from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
-from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
-from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import DIGESTS
-
-
-def backend(params):
-    """What the options ask for: a CertificateRevoker (state: revoked) or a CertificateIssuer."""
-    if params["state"] == "revoked":
-        return CertificateRevoker(PkiStore(params["pki_dir"]), params["name"], params["reason"], params["ca_passphrase"], names_file=params["names_file"])
-    specs = build_specs(
-        params["name"],
-        params["type"],
-        params["common_name"],
-        params["subject_alt_names"],
-        params["key_size"],
-        params["days"],
-        params["digest"],
-        names_file=params["names_file"],
-    )
-    return CertificateIssuer(
-        PkiStore(params["pki_dir"]),
-        specs,
-        renew_before_days=params["renew_before_days"],
-        ca_passphrase=params["ca_passphrase"],
-        renew=params["renew"],
-        reissue_revoked=params["reissue_revoked"],
-        cache_dir=params["cache_dir"],
-        report=params["report"],
-    )
+from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_module
+from ansible_collections.clientvpn.pki.plugins.module_utils.specs.vpn_cert import SPEC
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            pki_dir=dict(type="path", required=True),
-            name=dict(type="list", elements="str", aliases=["names"]),
-            names_file=dict(type="path"),
-            type=dict(type="str", choices=["server", "client"]),
-            common_name=dict(type="str"),
-            subject_alt_names=dict(type="list", elements="str"),
-            key_size=dict(type="int", default=2048),
-            days=dict(type="int", default=825),
-            renew_before_days=dict(type="int", default=30),
-            digest=dict(type="str", default="sha256", choices=list(DIGESTS)),
-            ca_passphrase=dict(type="str", no_log=True),
-            renew=dict(type="bool", default=False),
-            reissue_revoked=dict(type="bool", default=False),
-            state=dict(type="str", default="present", choices=["present", "revoked"]),
-            reason=dict(type="str", choices=list(REASONS)),
-            cache_dir=dict(type="path"),
-            report=dict(type="str", default="all", choices=["all", "changed"]),
-        ),
-        required_if=[("state", "present", ("type",))],
-        required_one_of=[("name", "names_file")],
-        supports_check_mode=True,
-    )
-    run_backend(module, lambda: backend(module.params))
+    run_module(SPEC)
 
 
 if __name__ == "__main__":

@@ -113,36 +113,12 @@ changes:
   elements: str
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC, connector
-from ansible_collections.clientvpn.pki.plugins.module_utils.client_profiles import ClientProfiles, load_configuration
-from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
+from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_module
+from ansible_collections.clientvpn.pki.plugins.module_utils.specs.vpn_client_profiles import SPEC
 
 
 def main():
-    argument_spec = dict(
-        pki_dir=dict(type="path", required=True),
-        names=dict(type="list", elements="str", aliases=["name"]),
-        names_file=dict(type="path"),
-        dest=dict(type="path", required=True),
-        config_file=dict(type="path"),
-        client_vpn_endpoint_id=dict(type="str"),
-    )
-    argument_spec.update(AWS_ARGUMENT_SPEC)
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        mutually_exclusive=[("config_file", "client_vpn_endpoint_id")],
-        required_one_of=[("config_file", "client_vpn_endpoint_id"), ("names", "names_file")],
-        supports_check_mode=True,
-    )
-    params = module.params
-    run_backend(
-        module,
-        lambda: ClientProfiles(params["pki_dir"], params["names"], params["dest"], load_configuration(params, module.check_mode, connector("ec2", params)),
-                               names_file=params["names_file"]),
-        needs_boto3=bool(params["client_vpn_endpoint_id"]),
-    )
+    run_module(SPEC)
 
 
 if __name__ == "__main__":

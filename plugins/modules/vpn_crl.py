@@ -124,36 +124,12 @@ reasons:
   sample: ["the revoked certificates in index.txt changed"]
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.clientvpn.pki.plugins.module_utils.crl_manager import CrlPublisher
-from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
-from ansible_collections.clientvpn.pki.plugins.module_utils.pki_store import PkiStore
-from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import DIGESTS
+from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_module
+from ansible_collections.clientvpn.pki.plugins.module_utils.specs.vpn_crl import SPEC
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            pki_dir=dict(type="path", required=True),
-            days=dict(type="int", default=180),
-            renew_before_days=dict(type="int", default=30),
-            digest=dict(type="str", default="sha256", choices=list(DIGESTS)),
-            ca_passphrase=dict(type="str", no_log=True),
-        ),
-        supports_check_mode=True,
-    )
-    params = module.params
-    run_backend(
-        module,
-        lambda: CrlPublisher(
-            PkiStore(params["pki_dir"]),
-            days=params["days"],
-            renew_before_days=params["renew_before_days"],
-            digest=params["digest"],
-            ca_passphrase=params["ca_passphrase"],
-        ),
-    )
+    run_module(SPEC)
 
 
 if __name__ == "__main__":

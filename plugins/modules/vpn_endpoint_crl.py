@@ -85,26 +85,12 @@ status:
   sample: active
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC, connector
-from ansible_collections.clientvpn.pki.plugins.module_utils.endpoint_crl import EndpointCrl
-from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
+from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_module
+from ansible_collections.clientvpn.pki.plugins.module_utils.specs.vpn_endpoint_crl import SPEC
 
 
 def main():
-    argument_spec = dict(
-        client_vpn_endpoint_id=dict(type="str", required=True),
-        crl=dict(type="path", required=True),
-    )
-    argument_spec.update(AWS_ARGUMENT_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
-    run_backend(
-        module,
-        lambda: EndpointCrl(connector("ec2", params), params["client_vpn_endpoint_id"], params["crl"]),
-        needs_boto3=True,
-    )
+    run_module(SPEC)
 
 
 if __name__ == "__main__":

@@ -270,28 +270,12 @@ summary:
   sample: {"valid": 2, "revoked": 1, "expired": 0, "expiring": 0, "problems": 0, "critical": 0}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC, connector
-from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
-from ansible_collections.clientvpn.pki.plugins.module_utils.pki_health import DEFAULT_THRESHOLDS, HealthCheck
+from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_module
+from ansible_collections.clientvpn.pki.plugins.module_utils.specs.vpn_pki_info import SPEC
 
 
 def main():
-    argument_spec = dict(
-        pki_dir=dict(type="path", required=True),
-        acm=dict(type="bool", default=False),
-        profiles_dir=dict(type="path"),
-        cache_dir=dict(type="path"),
-    )
-    # one option per threshold, defaults from the one home of the thresholds
-    argument_spec.update(("%s_expiry_days" % what, dict(type="int", default=days)) for what, days in DEFAULT_THRESHOLDS.items())
-    argument_spec.update(AWS_ARGUMENT_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
-    thresholds = dict((what, params["%s_expiry_days" % what]) for what in DEFAULT_THRESHOLDS)
-    connect = connector("acm", params) if params["acm"] else None
-    run_backend(module, lambda: HealthCheck(params["pki_dir"], thresholds, connect, params["profiles_dir"], params["cache_dir"]), needs_boto3=params["acm"])
+    run_module(SPEC)
 
 
 if __name__ == "__main__":

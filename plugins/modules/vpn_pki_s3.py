@@ -234,32 +234,12 @@ aws_requests:
   sample: {"s3": {"total": 2, "ListObjectsV2": 1, "DeleteObject": 1}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.clientvpn.pki.plugins.module_utils.aws import AWS_ARGUMENT_SPEC, connector
-from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
-from ansible_collections.clientvpn.pki.plugins.module_utils.pki_s3 import from_params
+from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_module
+from ansible_collections.clientvpn.pki.plugins.module_utils.specs.vpn_pki_s3 import SPEC
 
 
 def main():
-    argument_spec = dict(
-        pki_dir=dict(type="path", required=True),
-        bucket=dict(type="str", required=True),
-        prefix=dict(type="str", required=True),
-        state=dict(type="str", required=True, choices=["pull", "push", "release"]),
-        kms_key_id=dict(type="str", no_log=False),
-        encrypt_private_keys=dict(type="bool", default=True),
-        allow_plaintext_ca_key=dict(type="bool", default=False),
-        lock=dict(type="bool", default=True),
-        lock_owner=dict(type="str"),
-        lock_ttl_seconds=dict(type="int", default=3600),
-        lock_wait_seconds=dict(type="int", default=600),
-        release_lock=dict(type="bool", default=True),
-    )
-    argument_spec.update(AWS_ARGUMENT_SPEC)
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    params = module.params
-    run_backend(module, lambda: from_params(params, connector("s3", params), connector("kms", params)), needs_boto3=True)
+    run_module(SPEC)
 
 
 if __name__ == "__main__":

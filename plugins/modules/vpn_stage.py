@@ -199,32 +199,12 @@ left_alone:
   sample: {"notes.txt": "not staged by vpn_stage: left alone"}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_backend
-from ansible_collections.clientvpn.pki.plugins.module_utils.staging import PKI_FILES, from_params
+from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import run_module
+from ansible_collections.clientvpn.pki.plugins.module_utils.specs.vpn_stage import SPEC
 
 
 def main():
-    module = AnsibleModule(
-        argument_spec=dict(
-            dest=dict(type="path", required=True),
-            pki_dir=dict(type="path"),
-            names=dict(type="list", elements="str"),
-            names_file=dict(type="path"),
-            pki_files=dict(type="list", elements="str", choices=list(PKI_FILES), default=list(PKI_FILES)),
-            certificates=dict(type="list", elements="path", default=[]),
-            # paths, not key material
-            private_keys=dict(type="list", elements="path", default=[], no_log=False),
-            prune=dict(type="bool", default=False),
-            remove=dict(type="list", elements="str", default=[]),
-            report=dict(type="str", default="all", choices=["all", "changed"]),
-            cache_dir=dict(type="path"),
-        ),
-        required_by={"names": "pki_dir", "names_file": "pki_dir"},
-        supports_check_mode=True,
-    )
-    run_backend(module, lambda: from_params(module.params))
+    run_module(SPEC)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: clientvpn.pki contributors
 # GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
-"""run_backend: the cryptography version check and a refused file as one message.
+"""run_module: the cryptography version check and a refused file as one message.
 
 Real AnsibleModule instances (their arguments set as AnsiballZ would), real
 files; only cryptography's reported version is faked.
@@ -20,8 +20,9 @@ from ansible_collections.clientvpn.pki.plugins.module_utils import module_runner
 from ansible_collections.clientvpn.pki.plugins.module_utils.module_runner import (
     MIN_CRYPTOGRAPHY_VERSION,
     cryptography_version_problem,
+    ModuleSpec,
     describe_os_error,
-    run_backend,
+    run_module,
 )
 
 
@@ -39,12 +40,11 @@ def module_args(monkeypatch):
         yield set_args
 
 
-def run_module(module_args, capsys, make_backend):
-    """run_backend in a real AnsibleModule; returns its JSON result."""
+def run_as_module(module_args, capsys, make_backend):
+    """run_module of a spec without options, in a real AnsibleModule; returns its JSON result."""
     module_args({})
-    module = basic.AnsibleModule(argument_spec={}, supports_check_mode=True)
     with pytest.raises(SystemExit):
-        run_backend(module, make_backend)
+        run_module(ModuleSpec("test", {}, lambda params, check_mode: make_backend()))
     return json.loads(capsys.readouterr().out)
 
 
@@ -81,21 +81,21 @@ def test_cryptography_42_or_later_is_accepted(monkeypatch, version):
 def test_version_is_checked_before_the_backend_is_made(monkeypatch, module_args, capsys):
     monkeypatch.setattr(module_runner.cryptography, "__version__", "41.0.7")
     made = []
-    result = run_module(module_args, capsys, lambda: made.append("backend") or ReadsAFile(__file__))
+    result = run_as_module(module_args, capsys, lambda: made.append("backend") or ReadsAFile(__file__))
     assert result["failed"] and result["msg"].startswith("cryptography >= 42.0 required, found 41.0.7. ")
     assert made == []
 
 
 def test_missing_file_is_one_message_naming_it(module_args, capsys, tmp_path):
     missing = str(tmp_path / "nowhere" / "ca.crt")
-    result = run_module(module_args, capsys, lambda: ReadsAFile(missing))
+    result = run_as_module(module_args, capsys, lambda: ReadsAFile(missing))
     assert result["failed"]
     assert result["msg"].startswith("%s: No such file or directory. Check that this path exists" % missing)
     assert "uid %d" % os.geteuid() in result["msg"]
 
 
 def test_directory_where_a_file_is_expected(module_args, capsys, tmp_path):
-    result = run_module(module_args, capsys, lambda: ReadsAFile(str(tmp_path)))
+    result = run_as_module(module_args, capsys, lambda: ReadsAFile(str(tmp_path)))
     assert result["msg"].startswith("%s: Is a directory. " % tmp_path) and "file or directory" in result["msg"]
 
 
@@ -108,7 +108,7 @@ def test_both_paths_of_a_failed_rename_are_named(tmp_path):
 
 
 def test_backend_that_works_still_exits_normally(module_args, capsys):
-    result = run_module(module_args, capsys, lambda: ReadsAFile(__file__))
+    result = run_as_module(module_args, capsys, lambda: ReadsAFile(__file__))
     assert not result.get("failed") and result["size"] == os.path.getsize(__file__)
 
 
