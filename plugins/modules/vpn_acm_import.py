@@ -36,6 +36,7 @@ description:
 author:
   - clientvpn.pki contributors (@clientvpn)
 requirements:
+  - python >= 3.9 (on the host that runs the module)
   - boto3 >= 1.12.0
   - botocore >= 1.15.0
   - cryptography >= 42.0

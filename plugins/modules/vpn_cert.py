@@ -31,6 +31,7 @@ description:
 author:
   - clientvpn.pki contributors (@clientvpn)
 requirements:
+  - python >= 3.9 (on the host that runs the module)
   - cryptography >= 42.0
 attributes:
   check_mode:

@@ -19,6 +19,7 @@ description:
 author:
   - clientvpn.pki contributors (@clientvpn)
 requirements:
+  - python >= 3.9 (on the host that runs the module)
   - cryptography >= 42.0
 attributes:
   check_mode:

@@ -23,6 +23,7 @@ description:
 author:
   - clientvpn.pki contributors (@clientvpn)
 requirements:
+  - python >= 3.9 (on the host that runs the module)
   - cryptography >= 42.0
   - boto3 >= 1.12.0 and botocore >= 1.15.0, with O(acm=true)
 extends_documentation_fragment:

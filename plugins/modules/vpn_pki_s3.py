@@ -35,6 +35,7 @@ description:
 author:
   - clientvpn.pki contributors (@clientvpn)
 requirements:
+  - python >= 3.9 (on the host that runs the module)
   - boto3 and botocore of 2024-11-25 or later (S3 conditional writes; checked when the module runs)
   - cryptography >= 42.0
 attributes:

@@ -25,6 +25,9 @@ description:
     alone and reported in RV(left_alone).
   - Files staged by a version of this module that kept no manifest are recorded when they are staged
     again; one no longer in the list by then is never removed - delete it by hand.
+requirements:
+  - python >= 3.9 (on the host that runs the module)
+  - cryptography >= 42.0
 author:
   - clientvpn.pki contributors (@clientvpn)
 attributes:
