@@ -135,10 +135,11 @@ class CertificateIssuer(object):
         try:
             last_serial = self._issue_all(plans, entries, taken, inline, fresh_keys, writer)
         finally:
-            writer.wait()  # every file durable (or the first error raised) before a row names it
+            writer.wait()  # every file written and fsync-ed (or the first error raised) before a row names it
             key_maker.close()  # stops the key workers now, not when garbage collected
-        # Rows last: a run killed before this leaves certificates without rows, which the
-        # next run registers (their keys match, this CA signed them).
+        # Rows last (write_index first fsyncs the directories the files were renamed into): a run killed
+        # before this leaves certificates without rows, which the next run registers (their keys match,
+        # this CA signed them).
         if index_changed or any(plan.action != "unchanged" for plan in plans):
             store.write_index(entries)
         if last_serial is not None:
@@ -223,7 +224,7 @@ class CertificateIssuer(object):
                 store.move(slot, store.renewed_by_serial(x509_inspect.serial_hex(x509_inspect.load_certificate(slot))))
             store.move(cert_path, slot)
             if not store.layout.keeps_by_serial_copies and os.path.exists(store.by_serial(serial)):
-                os.unlink(store.by_serial(serial))
+                store.unlink(store.by_serial(serial))
         else:
             plan.backups.append(store.backup(cert_path))
 

@@ -93,7 +93,7 @@ def apply_moves(store, moves):
         if not os.path.exists(source):
             continue  # moved by an interrupted run
         if destination is None:
-            os.unlink(source)
+            store.unlink(source)
         else:
             store.move(source, destination, SECRET_MODE)
 

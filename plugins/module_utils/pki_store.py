@@ -234,7 +234,9 @@ class PkiStore(SafeFolder):
         return unique
 
     def write_index(self, entries):
-        """Replace index.txt, keeping the previous one as index.txt.old like openssl ca."""
+        """Replace index.txt, keeping the previous one as index.txt.old like openssl ca. The files its rows
+        name are durable first: their bytes by each write's fsync, their names by the fsync of their directories."""
+        self.sync_dirs()
         if os.path.exists(self.index):
             self.write(self.path("index.txt.old"), self.read(self.index))
         self.write(self.index, format_index(entries).encode())

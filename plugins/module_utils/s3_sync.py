@@ -171,9 +171,9 @@ def write_entries(folder, contents, removals):
         path = folder.path(name.rstrip("/"))
         try:
             if name.endswith("/"):
-                os.rmdir(path)
+                folder.rmdir(path)
             else:
-                os.unlink(path)
+                folder.unlink(path)
         except OSError as exc:
             if exc.errno not in (errno.ENOENT, errno.ENOTEMPTY):
                 raise
@@ -198,4 +198,6 @@ def new_state(bucket, prefix):
 
 
 def save_state(folder, state):
+    """The state names the files of the working copy: their directories are fsync-ed first."""
+    folder.sync_dirs()
     folder.write(folder.path(STATE_FILE), (json.dumps(state, sort_keys=True, indent=1) + "\n").encode("utf-8"), FILE_MODE)

@@ -251,7 +251,7 @@ class StagingFolder(object):
         if self.digests.digest(path, info) != staged_sha256:
             return EDITED
         if not check_mode:
-            os.unlink(path)
+            self.folder.unlink(path)
         return "removed"
 
     def _read_manifest(self, warnings):
@@ -277,6 +277,8 @@ class StagingFolder(object):
             # None: a check run's source that does not exist yet (a real run would record its digest).
             "files": dict((name, {"sha256": digest or "unknown"}) for name, digest in manifest.items()),
         }
+        # The files it names (and the removals it no longer names) durable first: their directory's fsync.
+        self.folder.sync_dirs()
         return self.folder.put(self.folder.path(MANIFEST), manifest_bytes(content), SECRET_MODE, check_mode)
 
 
