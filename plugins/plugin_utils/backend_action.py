@@ -57,7 +57,7 @@ class BackendAction(ActionBase):
             display.vvv("Running the %s module's backend in this worker (this host, user and Python: %s)" % (self.spec.name, sys.executable))
             answer = run_here(self.spec, self._task.args, self._task.check_mode, self._task.diff)
             if not self._injects_invocation(task_vars):
-                answer.pop("invocation")
+                answer.pop("invocation", None)  # none when the options were refused
             return merge_hash(result, answer)
         wrap_async = self._task.async_val
         result = merge_hash(result, self._execute_module(task_vars=task_vars, wrap_async=wrap_async))
