@@ -29,11 +29,11 @@ export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export PATH := $(VENV_BIN):$(PATH)
 
 .PHONY: help venv venv-demo system-deps collection ansible-test-bootstrap sanity units lint \
-	integration system molecule module-docs module-docs-check changelog-check test demo benchmark clean
+	integration system matrix molecule module-docs module-docs-check changelog-check test demo benchmark clean
 
 help:
 	@echo "Targets: venv system-deps collection ansible-test-bootstrap sanity units lint"
-	@echo "         integration system test demo benchmark clean"
+	@echo "         integration system matrix test demo benchmark clean"
 
 # --- environment -----------------------------------------------------------
 
@@ -153,6 +153,13 @@ integration: venv collection
 system: venv collection system-deps
 	$(VENV_PY) -m pytest -p no:cacheprovider -n 2 --durations=15 tests/system
 
+# The ansible-core version matrix (tests/matrix/run.sh; docs/testing.md): the built tarball on
+# each ansible-core of MATRIX_VERSIONS (default: the script's, 2.17 to 2.21), each in its own venv
+# under .build/matrix: ansible-test sanity, then a smoke run of the playbooks. Two at a time.
+#   MATRIX_VERSIONS="2.17.14 2.19.15" make matrix
+matrix: venv collection system-deps
+	tests/matrix/run.sh
+
 # The roles with molecule (default driver, localhost: no container engine) against a
 # local ACM endpoint started here: converge, idempotence, verify.
 molecule: venv collection system-deps
@@ -185,7 +192,7 @@ module-docs: venv collection
 module-docs-check: venv collection
 	$(VENV_PY) tests/tools/module_docs.py --check
 
-test: venv system-deps collection ansible-test-bootstrap module-docs-check changelog-check units integration system molecule sanity lint
+test: venv system-deps collection ansible-test-bootstrap module-docs-check changelog-check units integration system matrix molecule sanity lint
 
 # --- demo ------------------------------------------------------------------
 
