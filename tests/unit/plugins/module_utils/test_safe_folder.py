@@ -118,7 +118,9 @@ class DiskEvents(object):
         return last
 
     def dir_fsyncs(self, directory, start=0, end=None):
-        return [number for number, event in enumerate(self.events) if event == ("fsync", directory) and start <= number < (len(self.events) if end is None else end)]
+        """Positions of the fsyncs of ``directory`` in [start, end)."""
+        end = len(self.events) if end is None else end
+        return [number for number, event in enumerate(self.events) if event == ("fsync", directory) and start <= number < end]
 
     def assert_synced(self, directories_changed_at, before):
         """Each directory fsync-ed after its last change and before position ``before``, exactly once."""
