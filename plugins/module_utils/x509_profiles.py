@@ -15,6 +15,7 @@ import ipaddress
 import multiprocessing
 import os
 import re
+import signal
 from urllib.parse import urlsplit
 
 try:
@@ -177,6 +178,14 @@ def generate_key(key_size):
     return rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=key_size)
 
 
+def _default_signals():
+    """A key worker's signals as Python starts them: it may be forked from a process with handlers of
+    its own (Ansible's worker, when the action runs the backend there), which a worker must not run:
+    the pool's terminate() would wait for a worker that never ends."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _generate_key_der(key_size):
     key = generate_key(key_size)
     return key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -196,7 +205,7 @@ def generate_keys(key_sizes):
         for size in key_sizes:
             yield generate_key(size)
         return
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    with multiprocessing.get_context("fork").Pool(workers, initializer=_default_signals) as pool:
         for der in pool.imap(_generate_key_der, key_sizes, chunksize=max(1, min(16, len(key_sizes) // (workers * 4)))):
             yield serialization.load_der_private_key(der, password=None, unsafe_skip_rsa_key_validation=True)
 

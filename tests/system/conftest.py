@@ -6,6 +6,7 @@ when CI=true, and skip with the reason otherwise; `make test` installs them
 when it runs as root.
 """
 
+import glob
 import hashlib
 import json
 import os
@@ -49,6 +50,18 @@ def require(tool):
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def find_python(version):
+    """A Python ``version`` (``"3.9"``) interpreter: pyenv's, else one on PATH (not a pyenv shim,
+    which fails for a version pyenv has not selected); fails in CI, skips elsewhere, when there is none."""
+    found = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/%s.*/bin/python%s" % (version, version))))
+    on_path = shutil.which("python" + version)
+    if found:
+        return found[-1]
+    if on_path and "/shims/" not in on_path:
+        return on_path
+    return require("python" + version)
 
 
 def run_module(module, args, check_mode=False, diff=False, extra_env=None):

@@ -6,6 +6,9 @@
 from __future__ import annotations
 
 import datetime
+import os
+import subprocess
+import sys
 
 import pytest
 from cryptography import x509
@@ -317,3 +320,18 @@ def test_key_kind_and_is_encrypted_pem(key):
     assert x509_inspect.key_kind(key.public_key()) == "RSA 1024"
     assert x509_inspect.is_encrypted_pem(key_to_pem(key, "x"))
     assert not x509_inspect.is_encrypted_pem(key_to_pem(key))
+
+
+def test_key_workers_end_when_forked_from_a_process_with_its_own_signal_handlers(tmp_path):
+    """Ansible's worker (where the action runs the backend) handles SIGTERM itself; key workers forked
+    from it must not, or the pool's terminate() waits for them forever."""
+    collections = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "..", "..", "..", ".."))
+    code = (
+        "import signal\n"
+        "signal.signal(signal.SIGTERM, lambda *args: None)\n"
+        "from ansible_collections.clientvpn.pki.plugins.module_utils.x509_profiles import generate_keys\n"
+        "print(len(list(generate_keys([1024] * 6))))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=collections + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert proc.returncode == 0 and proc.stdout.strip() == "6", proc.stderr
