@@ -48,7 +48,7 @@ find_python() {
     for candidate in "$(command -v "python$version" || true)" "$HOME"/.pyenv/versions/"$version".*/bin/"python$version"; do
         [[ -n "$candidate" && -x "$candidate" ]] || continue
         if "$candidate" -c "import sys; sys.exit(not (sys.version_info[:2] == tuple(map(int, '$version'.split('.'))) and sys.prefix == sys.base_prefix))" 2>/dev/null; then
-            printf '%s\n' "$candidate"
+            realpath "$candidate"
             return 0
         fi
     done
@@ -293,6 +293,9 @@ main() {
     [[ -f "$TARBALL" ]] || die "ansible-galaxy collection build made no tarball"
     log "tarball $TARBALL; versions: ${versions[*]:-none}; $MATRIX_JOBS at a time; logs in $OUT/<version>.log"
 
+    # Interrupted: the lanes (which ignore SIGINT, being background jobs) end after their current command,
+    # stopping their ACM endpoints.
+    trap 'kill -TERM $(jobs -p) 2>/dev/null; wait; exit 130' INT TERM
     # Newest first: it has two smoke runs, and the longest lane started first ends the matrix sooner.
     local index
     for (( index = ${#versions[@]} - 1; index >= 0; index-- )); do
