@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 import time
 
 try:
@@ -84,6 +85,10 @@ class _StampedFiles(object):
         self.folder = SafeFolder(cache_dir, what="cache_dir") if cache_dir else None
         self.path = self.folder.path(file_name) if cache_dir else None
         self.db = None
+        # vpn_stage's copying threads look files up through the one connection: Python's sqlite3 does
+        # not make that safe from 3.12 on (InterfaceError "bad parameter or other API misuse", or a
+        # wrong row on 3.13), so one lookup at a time.
+        self.db_lock = threading.Lock()
         self.prefetched = None  # {"files": {path: "<stamp> <digest>"}, and the prefetch_tables()}
         self.learnt = {"files": {}}
         self.warnings = []
@@ -97,7 +102,7 @@ class _StampedFiles(object):
                 self.warnings.append("did not use the cache %s: %s; remove it (it is rebuilt) or fix its owner and mode (0600 in a 0700 folder)."
                                      % (self.path, untrusted))
                 return
-            # read only, and looked up from vpn_stage's copying threads (SQLite serializes them)
+            # read only, and looked up from vpn_stage's copying threads (through _lookup)
             self.db = sqlite3.connect("file:%s?mode=ro" % self.path, uri=True, timeout=5, check_same_thread=False)
             if dict(self.db.execute("SELECT name, value FROM about")) != self.about:
                 self.close()
@@ -138,8 +143,13 @@ class _StampedFiles(object):
             return self.prefetched["files"].get(path)
         if self.db is None:
             return None
-        row = self.db.execute("SELECT stamp || ' ' || digest FROM files WHERE path = ?", (path,)).fetchone()
+        row = self._lookup("SELECT stamp || ' ' || digest FROM files WHERE path = ?", (path,))
         return row[0] if row else None
+
+    def _lookup(self, query, arguments):
+        """The first row ``query`` finds, one thread at a time."""
+        with self.db_lock:
+            return self.db.execute(query, arguments).fetchone()
 
     def _digest_by_stamp(self, path, info):
         """The SHA-256 recorded with ``info``'s stamp (``path``'s os.stat or os.lstat), or None: its bytes are unknown."""
@@ -252,7 +262,7 @@ class VerifiedCache(_StampedFiles):
         if self.prefetched is not None:
             row = self.prefetched[kind].get(digest)
         elif self.db is not None:
-            row = self.db.execute("SELECT * FROM %s WHERE digest = ?" % _TABLES[kind], (digest,)).fetchone()
+            row = self._lookup("SELECT * FROM %s WHERE digest = ?" % _TABLES[kind], (digest,))
             row = row[1:] if row else None
         else:
             row = None

@@ -201,3 +201,32 @@ def test_without_cache_dir_every_file_is_read_and_nothing_kept(pki, tmp_path, se
     assert set(_stage(tmp_path, cache_dir=None)["files"].values()) == {"unchanged"}
     assert _files(tmp_path) <= set(opened)
     assert sorted(os.listdir(str(tmp_path))) == ["pki", "stage"]
+
+
+def test_threads_looking_files_up_at_once_all_get_the_recorded_digest(tmp_path, settled):
+    """vpn_stage's copying threads share the cache's one connection (below PREFETCH_FROM files, every
+    lookup is a query): Python 3.12's sqlite3 failed them (InterfaceError) and 3.13's gave wrong rows."""
+    import concurrent.futures  # pylint: disable=import-outside-toplevel
+    import hashlib  # pylint: disable=import-outside-toplevel
+
+    folder, cache = str(tmp_path / "stage"), str(tmp_path / "cache")
+    os.mkdir(folder, 0o700)
+    paths = []
+    for index in range(verified_cache.PREFETCH_FROM - 1):
+        path = os.path.join(folder, "file%02d" % index)
+        with open(path, "wb") as handle:
+            handle.write(b"content %d" % index)
+        paths.append(path)
+    digests = verified_cache.FileDigests(cache, folder, files=len(paths))
+    for path in paths:
+        digests.read(path, os.stat(path))
+    digests.save()
+
+    again = verified_cache.FileDigests(cache, folder, files=len(paths))
+    assert again.prefetched is None and again.db is not None  # looked up one query at a time
+    expected = dict((path, hashlib.sha256(b"content %d" % index).hexdigest()) for index, path in enumerate(paths))
+    infos = dict((path, os.stat(path)) for path in paths)
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(lambda path: (path, again.known(path, infos[path])), paths * 40))
+    again.close()
+    assert [item for item in found if item[1] != expected[item[0]]] == []
