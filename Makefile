@@ -1,12 +1,17 @@
 # Build and test infrastructure for the clientvpn.pki collection.
 # GNU make; every recipe is one bash script run with -euo pipefail (.ONESHELL).
 
-PYTHON ?= python3
+# The venv's Python: 3.12 or later when the machine has one (on PATH, or pyenv's; a pyenv shim for a
+# version pyenv has not selected fails the check), so that the full suite runs on the newest ansible-core
+# (2.21 needs 3.12); else python3, and requirements-demo.txt then installs ansible-core 2.19.
+PYTHON ?= $(shell for candidate in $$(command -v python3.12 python3.13) $$HOME/.pyenv/versions/3.12.*/bin/python3.12 python3; do \
+	"$$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1 && { echo "$$candidate"; exit; }; done; echo python3)
 VENV := .venv
 COLLECTION_ROOT := .build/collections/ansible_collections/clientvpn/pki
 
-# Python version ansible-test uses for sanity and units (--local: no containers).
-ANSIBLE_TEST_PYTHON ?= 3.11
+# Python version ansible-test uses for sanity and units (--local: no containers): the venv's
+# (expanded when a recipe runs, after the venv target made it).
+ANSIBLE_TEST_PYTHON ?= $(shell $(VENV_PY) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
 DEMO_DIR ?= $(CURDIR)/demo
 
 VENV_BIN := $(CURDIR)/$(VENV)/bin
@@ -53,8 +58,9 @@ $(VENV)/.stamp: $(VENV)/.stamp-demo requirements-dev.txt
 	touch $@
 
 # easy-rsa, openssl and openvpn are used by the integration and system tests; Debian 12's
-# python3-cryptography (38, older than the modules need) by the test of that refusal.
-SYSTEM_PACKAGES := easy-rsa openssl openvpn python3-cryptography faketime chromium
+# python3-cryptography (38, older than the modules need) by the test of that refusal; openssh-server's
+# sshd by tests/system/test_module_runs.py (a remote PKI host over ssh).
+SYSTEM_PACKAGES := easy-rsa openssl openvpn python3-cryptography faketime chromium openssh-server
 
 system-deps:
 	@missing=()
@@ -64,6 +70,7 @@ system-deps:
 	/usr/bin/python3 -c 'import cryptography' >/dev/null 2>&1 || missing+=(python3-cryptography)
 	command -v faketime >/dev/null 2>&1 || missing+=(faketime)
 	command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+	[[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
 	if (( $${#missing[@]} == 0 )); then
 		echo "system-deps: $(SYSTEM_PACKAGES) are present"
 	elif [[ "$$(id -u)" == 0 ]]; then
