@@ -63,6 +63,7 @@ options:
     elements: str
     aliases: [names]
   names_file:
+    version_added: 0.2.0
     description:
       - A text file that lists names, one per line (blank lines and lines starting with C(#) are skipped), on the host
         the module runs on, like O(pki_dir), by its absolute path. Its names are added to those of O(name).
@@ -128,6 +129,7 @@ options:
     type: bool
     default: false
   reissue_revoked:
+    version_added: 0.2.0
     description:
       - With O(state=present), a name whose certificate was revoked (its C(index.txt) row is C(R)) is refused by
         default, with an error listing the names - so a name left in a scheduled run's list after the person left
@@ -154,6 +156,7 @@ options:
     type: str
     choices: [unspecified, keyCompromise, CACompromise, affiliationChanged, superseded, cessationOfOperation, certificateHold]
   cache_dir:
+    version_added: 0.2.0
     description:
       - A folder for a cache of the certificates and keys this module has already parsed and verified, so that a run
         over thousands of unchanged names reads its files without parsing them and verifying their signatures again
@@ -164,6 +167,7 @@ options:
         folder; one that another user could have written is ignored, with a warning. See C(docs/performance.md).
     type: path
   report:
+    version_added: 0.2.0
     description:
       - V(all) returns the detail of every name in RV(certificates). V(changed) returns it only for the names that
         changed, which keeps the result of a task over thousands of names small; RV(summary) counts them all either

@@ -50,6 +50,7 @@ options:
     elements: str
     aliases: [name]
   names_file:
+    version_added: 0.2.0
     description:
       - A text file that lists more clients, one per line (blank lines and lines starting with C(#) are skipped), on
         the host the module runs on, by its absolute path. With thousands of clients it spares Ansible a list to template.

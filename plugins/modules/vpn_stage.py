@@ -65,6 +65,7 @@ options:
     elements: str
     version_added: 0.2.0
   names_file:
+    version_added: 0.2.0
     description:
       - A text file that lists more names to stage from O(pki_dir), one per line (blank lines and lines starting with
         C(#) are skipped), on the host the module runs on, by its absolute path. Requires O(pki_dir). With thousands of clients it spares
@@ -93,6 +94,7 @@ options:
     elements: path
     default: []
   prune:
+    version_added: 0.2.0
     description:
       - Remove the files recorded in the manifest that are not among this run's O(certificates) and
         O(private_keys), nor among the files of O(pki_dir) and O(names) (for example the key and certificate of a
@@ -101,6 +103,7 @@ options:
     type: bool
     default: false
   remove:
+    version_added: 0.2.0
     description:
       - File names in O(dest) to remove, for example V(bob.example.com.crt) and V(bob.example.com.key)
         after that client was revoked.
@@ -112,6 +115,7 @@ options:
     elements: str
     default: []
   report:
+    version_added: 0.2.0
     description:
       - V(all) lists every file in RV(files). V(changed) lists only the files copied or whose mode was set, which keeps
         the result small when thousands of files are staged (the role's C(stage_report); the mutual_auth playbook sets it).
@@ -119,6 +123,7 @@ options:
     choices: [all, changed]
     default: all
   cache_dir:
+    version_added: 0.2.0
     description:
       - A folder for a cache of the SHA-256 of the files this module has read - the sources and their staged copies - so
         that a run over thousands of unchanged files does not read them again (the stage role's C(stage_cache_dir),
