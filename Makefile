@@ -224,9 +224,13 @@ demo: venv-demo collection
 # Side by side with easy-rsa and a one-task-per-item playbook; about 100 minutes on
 # 2 cores with the defaults. Writes its table into docs/performance.md.
 # The small cases only, in a few minutes: make benchmark BENCHMARK_ARGS=--quick
+# Then the issue 22 targets on every ansible-core of the matrix, this design beside the previous one
+# (benchmarks/versions.py, about 35 minutes): BENCHMARK_VERSIONS_ARGS="--versions 2.21.6 --scale-size 2000"
 BENCHMARK_ARGS ?=
+BENCHMARK_VERSIONS_ARGS ?=
 benchmark: venv collection system-deps
 	$(VENV_PY) benchmarks/run.py --write-doc docs/performance.md --json .build/benchmark.json $(BENCHMARK_ARGS)
+	$(VENV_PY) benchmarks/versions.py --write-doc docs/performance.md $(BENCHMARK_VERSIONS_ARGS)
 
 clean:
 	rm -rf .build demo

@@ -440,10 +440,11 @@ def easyrsa_version():
         return "easy-rsa unknown"
 
 
-def write_doc(path, text):
+def write_doc(path, text, doc_start=DOC_START, doc_end=DOC_END):
+    """Replace what lies between the two markers in ``path`` with ``text``."""
     with open(path) as handle:
         doc = handle.read()
-    start, end = doc.index(DOC_START) + len(DOC_START), doc.index(DOC_END)
+    start, end = doc.index(doc_start) + len(doc_start), doc.index(doc_end)
     with open(path, "w") as handle:
         handle.write(doc[:start] + "\n" + text + doc[end:])
 
