@@ -335,7 +335,7 @@ def test_ctrl_c_stops_the_run_and_the_next_run_completes(lab, way, extra):
     makes keys: the run stops (nothing of it left running), and the next run completes the PKI."""
     folder = _folder(lab, "sigint-" + way)
     pki = os.path.join(folder, "pki")
-    names = ["user%03d" % index for index in range(150)]
+    names = ["user%03d" % index for index in range(400)]  # some seconds of key generation: time to interrupt it
     tasks = [{"clientvpn.pki.vpn_ca": {"pki_dir": pki, "key_size": 1024}},
              dict({"clientvpn.pki.vpn_cert": {"pki_dir": pki, "name": names, "type": "client", "key_size": 2048}}, **extra)]
     play = os.path.join(folder, "play.json")
@@ -347,7 +347,7 @@ def test_ctrl_c_stops_the_run_and_the_next_run_completes(lab, way, extra):
                             text=True, env=env, start_new_session=True)
     deadline = time.monotonic() + 120
     private = os.path.join(pki, "private")
-    while not (os.path.isdir(private) and len(os.listdir(private)) > 3):  # the CA key and the first client keys
+    while not (os.path.isdir(private) and len(os.listdir(private)) > 1):  # the CA key and the first client key
         assert proc.poll() is None and time.monotonic() < deadline, "vpn_cert never started making keys"
         time.sleep(0.05)
     tree = _descendants(proc.pid)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import signal
 import subprocess
 import sys
 
@@ -333,5 +334,11 @@ def test_key_workers_end_when_forked_from_a_process_with_its_own_signal_handlers
         "print(len(list(generate_keys([1024] * 6))))\n"
     )
     env = dict(os.environ, PYTHONPATH=collections + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, check=False)
-    assert proc.returncode == 0 and proc.stdout.strip() == "6", proc.stderr
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the process and the key workers it waits for
+        proc.communicate()
+        pytest.fail("generate_keys never returned: its key workers did not end")
+    assert proc.returncode == 0 and out.strip() == "6", err
