@@ -225,7 +225,7 @@ demo: venv-demo collection
 # 2 cores with the defaults. Writes its table into docs/performance.md.
 # The small cases only, in a few minutes: make benchmark BENCHMARK_ARGS=--quick
 # Then the issue 22 targets on every ansible-core of the matrix, this design beside the previous one
-# (benchmarks/versions.py, about 35 minutes): BENCHMARK_VERSIONS_ARGS="--versions 2.21.6 --scale-size 2000"
+# (benchmarks/versions.py, about 15 minutes): BENCHMARK_VERSIONS_ARGS="--versions 2.21.6 --scale-size 2000"
 BENCHMARK_ARGS ?=
 BENCHMARK_VERSIONS_ARGS ?=
 benchmark: venv collection system-deps
