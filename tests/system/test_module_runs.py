@@ -23,6 +23,7 @@ import time
 import pytest
 
 from conftest import collections_path, playbook, recap, require
+from crashkit import descendants, proc_stat
 
 USER = "cvpn-remote"
 IN_WORKER = "module's backend in this worker"
@@ -314,19 +315,9 @@ def test_an_unexpected_exception_is_shown_either_way(lab, faulty_collection, mon
     assert ("Module failed: unexpected-" + marker) in outcome["worker"][1]["exploded"]["msg"]
 
 
-def _descendants(pid):
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        for task in os.listdir("/proc/%d/task" % parent) if os.path.isdir("/proc/%d" % parent) else []:
-            try:
-                with open("/proc/%d/task/%s/children" % (parent, task)) as handle:
-                    children = [int(child) for child in handle.read().split()]
-            except OSError:
-                children = []
-            found += children
-            todo += children
-    return found
+def _running(pid):
+    info = proc_stat(pid)
+    return info is not None and info[1] not in ("Z", "X")
 
 
 @pytest.mark.parametrize("way,extra", BOTH_WAYS, ids=[way for way, dummy in BOTH_WAYS])
@@ -350,15 +341,15 @@ def test_ctrl_c_stops_the_run_and_the_next_run_completes(lab, way, extra):
     while not (os.path.isdir(private) and len(os.listdir(private)) > 1):  # the CA key and the first client key
         assert proc.poll() is None and time.monotonic() < deadline, "vpn_cert never started making keys"
         time.sleep(0.05)
-    tree = _descendants(proc.pid)
+    tree = descendants(proc.pid)
     os.killpg(proc.pid, signal.SIGINT)
     output, dummy = proc.communicate(timeout=60)
     assert proc.returncode != 0, output[-3000:]
     # Nothing of the run goes on behind the operator's back (a module's own session included).
     deadline = time.monotonic() + 30
-    while any(os.path.exists("/proc/%d" % pid) and _state(pid) not in ("Z", "X") for pid in tree) and time.monotonic() < deadline:
+    while any(_running(pid) for pid in tree) and time.monotonic() < deadline:
         time.sleep(0.1)
-    alive = [pid for pid in tree if os.path.exists("/proc/%d" % pid) and _state(pid) not in ("Z", "X")]
+    alive = [pid for pid in tree if _running(pid)]
     assert not alive, "still running after Ctrl-C: %s" % alive
     issued_before = len(os.listdir(os.path.join(pki, "issued"))) if os.path.isdir(os.path.join(pki, "issued")) else 0
     assert issued_before < len(names), "the run finished before Ctrl-C: kill earlier"
@@ -368,10 +359,3 @@ def test_ctrl_c_stops_the_run_and_the_next_run_completes(lab, way, extra):
     assert sorted(os.listdir(os.path.join(pki, "issued"))) == sorted(name + ".crt" for name in names)
     assert recap(playbook(["-i", lab["inventory"], play]).stdout)["changed"] == 0
 
-
-def _state(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as handle:
-            return handle.read().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "X"
