@@ -358,4 +358,3 @@ def test_ctrl_c_stops_the_run_and_the_next_run_completes(lab, way, extra):
     assert recap(again.stdout)["changed"] >= 1
     assert sorted(os.listdir(os.path.join(pki, "issued"))) == sorted(name + ".crt" for name in names)
     assert recap(playbook(["-i", lab["inventory"], play]).stdout)["changed"] == 0
-
